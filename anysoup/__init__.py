@@ -1,0 +1,98 @@
+"""anysoup: libsoup's Session for structured concurrency, on Trio and asyncio.
+
+Everything public is importable from here; the modules behind it are private.
+"""
+
+from ._body import InputStream as InputStream
+from ._body import RequestBody as RequestBody
+from ._cancellable import Cancellable as Cancellable
+from ._connect import RemoteAddress as RemoteAddress
+from ._connect import UnixSocketAddress as UnixSocketAddress
+from ._enums import HTTPVersion as HTTPVersion
+from ._enums import MessageFlags as MessageFlags
+from ._enums import MessagePriority as MessagePriority
+from ._enums import NetworkEvent as NetworkEvent
+from ._enums import SessionErrorCode as SessionErrorCode
+from ._enums import SpliceFlags as SpliceFlags
+from ._enums import TlsCertificateFlags as TlsCertificateFlags
+from ._enums import WebsocketErrorCode as WebsocketErrorCode
+from ._exceptions import ConnectError as ConnectError
+from ._exceptions import EncodingError as EncodingError
+from ._exceptions import Error as Error
+from ._exceptions import IncompleteBody as IncompleteBody
+from ._exceptions import MessageAlreadyInQueue as MessageAlreadyInQueue
+from ._exceptions import NetworkError as NetworkError
+from ._exceptions import ParsingError as ParsingError
+from ._exceptions import RedirectBadUri as RedirectBadUri
+from ._exceptions import RedirectNoLocation as RedirectNoLocation
+from ._exceptions import RequestCancelled as RequestCancelled
+from ._exceptions import SessionError as SessionError
+from ._exceptions import TimeoutError as TimeoutError
+from ._exceptions import TlsError as TlsError
+from ._exceptions import TooManyRedirects as TooManyRedirects
+from ._exceptions import TooManyRestarts as TooManyRestarts
+from ._exceptions import WebsocketError as WebsocketError
+from ._feature import SessionFeature as SessionFeature
+from ._headers import MessageHeaders as MessageHeaders
+from ._message import Message as Message
+from ._message import MessageMetrics as MessageMetrics
+from ._pool_state import PoolStatistics as PoolStatistics
+from ._session import DEFAULT as DEFAULT
+from ._session import SendContext as SendContext
+from ._session import Session as Session
+from ._signals import Signal as Signal
+from ._tls import TlsDatabase as TlsDatabase
+from ._version import __version__ as __version__
+
+__all__ = [
+    "__version__",
+    # sessions and messages
+    "Session",
+    "SendContext",
+    "DEFAULT",
+    "Message",
+    "MessageHeaders",
+    "MessageMetrics",
+    "InputStream",
+    "RequestBody",
+    "Cancellable",
+    "Signal",
+    "SessionFeature",
+    "PoolStatistics",
+    # addresses and TLS
+    "RemoteAddress",
+    "UnixSocketAddress",
+    "TlsDatabase",
+    # enumerations
+    "HTTPVersion",
+    "MessageFlags",
+    "MessagePriority",
+    "NetworkEvent",
+    "SessionErrorCode",
+    "SpliceFlags",
+    "TlsCertificateFlags",
+    "WebsocketErrorCode",
+    # errors
+    "Error",
+    "SessionError",
+    "ParsingError",
+    "EncodingError",
+    "TooManyRedirects",
+    "TooManyRestarts",
+    "RedirectNoLocation",
+    "RedirectBadUri",
+    "MessageAlreadyInQueue",
+    "ConnectError",
+    "NetworkError",
+    "IncompleteBody",
+    "TimeoutError",
+    "TlsError",
+    "RequestCancelled",
+    "WebsocketError",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _obj.__module__.startswith("anysoup."):
+        _obj.__module__ = "anysoup"
+del _name, _obj

@@ -1,0 +1,7 @@
+"""``python -m anysoup URL``."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())

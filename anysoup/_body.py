@@ -1,0 +1,216 @@
+"""Request bodies and :class:`InputStream`, the response body stream."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from typing import Protocol
+
+import anyio
+from anyio.abc import ByteReceiveStream
+
+__all__ = ["BodySource", "InputStream", "RequestBody", "RequestBodySource"]
+
+#: What a request body may be given as.
+RequestBodySource = (
+    bytes | bytearray | memoryview | ByteReceiveStream | AsyncIterable[bytes] | Iterable[bytes]
+)
+
+#: How much of an unread body ``aclose`` reads to keep the connection (libsoup drains too).
+DRAIN_LIMIT = 65536
+
+
+class RequestBody:
+    """A request body: bytes (replayable, sent with Content-Length) or a stream.
+
+    A stream body is read once; a message with one can't be re-sent (no
+    redirect replay, no stale-connection retry).
+    """
+
+    __slots__ = ("_consumed", "_source", "data", "length")
+
+    def __init__(self, data: bytes | None, source: object, length: int | None) -> None:
+        #: The body when it is bytes, else None.
+        self.data = data
+        #: The length when known (sent as Content-Length), else None (chunked).
+        self.length = length
+        self._source = source
+        self._consumed = False
+
+    @classmethod
+    def make(cls, source: RequestBodySource, length: int | None = None) -> RequestBody:
+        """Wrap any accepted body source.
+
+        Raises:
+            TypeError: ``source`` is not bytes, an (async) iterable of bytes or
+                a byte stream.
+            ValueError: ``length`` is negative, or differs from the length of bytes.
+        """
+        if length is not None and length < 0:
+            raise ValueError(f"length: {length} is negative")
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            data = bytes(source)
+            if length is not None and length != len(data):
+                raise ValueError(f"length: {length} differs from the body's {len(data)} bytes")
+            return cls(data, None, len(data))
+        if isinstance(source, str):
+            raise TypeError("body: str is not bytes; encode it first")
+        if not isinstance(source, (ByteReceiveStream, AsyncIterable, Iterable)):
+            raise TypeError(f"body: {type(source).__name__} is not bytes, an iterable or a stream")
+        return cls(None, source, length)
+
+    @property
+    def replayable(self) -> bool:
+        """Whether the body can be sent again (it is bytes)."""
+        return self.data is not None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Yield the body's pieces; a stream body can be iterated only once."""
+        if self.data is not None:
+            if self.data:
+                yield self.data
+            return
+        if self._consumed:
+            raise RuntimeError("the request body stream was already sent once")
+        self._consumed = True
+        source = self._source
+        if isinstance(source, ByteReceiveStream):
+            while True:
+                try:
+                    chunk = await source.receive()
+                except anyio.EndOfStream:
+                    return
+                yield chunk
+        elif isinstance(source, AsyncIterable):
+            async for chunk in source:
+                yield bytes(chunk)
+        else:
+            assert isinstance(source, Iterable)
+            for chunk in source:
+                yield bytes(chunk)
+
+    def __repr__(self) -> str:
+        size = f"{self.length} bytes" if self.length is not None else "streamed"
+        return f"<RequestBody {size}>"
+
+
+class BodySource(Protocol):
+    """What an :class:`InputStream` reads from: one exchange on a connection."""
+
+    async def receive_chunk(self) -> bytes | None:
+        """The next piece of the body, or None at its end (then the source is done)."""
+
+    async def close(self, *, drain: bool) -> None:
+        """Give the connection back: drain a bounded rest first if ``drain``."""
+
+    def discard(self) -> None:
+        """Drop the connection without awaiting (garbage collection)."""
+
+
+class InputStream(ByteReceiveStream):
+    """The body of a response: an anyio byte stream with ``read()``.
+
+    Reading it to the end gives its connection back to the pool; closing it
+    early drains a small rest (so the connection can be reused) or closes the
+    connection. Use it as an async context manager or close it; a stream left
+    open and garbage-collected gives a :class:`ResourceWarning`.
+    """
+
+    __slots__ = ("_buffer", "_closed", "_eof", "_on_done", "_source")
+
+    def __init__(self, source: BodySource) -> None:
+        self._source: BodySource | None = source
+        self._buffer = b""
+        self._eof = False
+        self._closed = False
+        self._on_done: list[Callable[[], Awaitable[None]]] = []
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """Return the next piece of the body, at most ``max_bytes`` long.
+
+        Raises:
+            anyio.EndOfStream: The whole body was read.
+            anyio.ClosedResourceError: The stream was closed.
+            anysoup.Error: The connection failed (``NetworkError``,
+                ``IncompleteBody``, ``TimeoutError``, …).
+        """
+        buffer = self._buffer
+        if buffer:
+            if len(buffer) <= max_bytes:
+                self._buffer = b""
+                return buffer
+            self._buffer = buffer[max_bytes:]
+            return buffer[:max_bytes]
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if self._eof:
+            raise anyio.EndOfStream
+        assert self._source is not None
+        try:
+            chunk = await self._source.receive_chunk()
+        except BaseException:
+            await self._done(drain=False)
+            raise
+        if chunk is None:
+            self._eof = True
+            await self._done(drain=False)
+            raise anyio.EndOfStream
+        if len(chunk) > max_bytes:
+            self._buffer = chunk[max_bytes:]
+            return chunk[:max_bytes]
+        return chunk
+
+    async def read(self, n: int = -1) -> bytes:
+        """Read at most ``n`` bytes (everything with ``n < 0``); ``b""`` at the end."""
+        if n == 0:
+            return b""
+        if n > 0:
+            try:
+                return await self.receive(n)
+            except anyio.EndOfStream:
+                return b""
+        pieces = []
+        while True:
+            try:
+                pieces.append(await self.receive(1 << 20))
+            except anyio.EndOfStream:
+                return b"".join(pieces)
+
+    async def aclose(self) -> None:
+        """Close the stream; an unread rest is drained (bounded) or the connection closed."""
+        if self._closed:
+            return
+        self._closed = True
+        self._buffer = b""
+        await self._done(drain=not self._eof)
+
+    def add_done_callback(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` once when the body ends or the stream is closed."""
+        self._on_done.append(callback)
+
+    async def _done(self, *, drain: bool) -> None:
+        source, self._source = self._source, None
+        if source is None:
+            return
+        try:
+            await source.close(drain=drain)
+        finally:
+            callbacks, self._on_done = self._on_done, []
+            for callback in callbacks:
+                await callback()
+
+    def __del__(self) -> None:
+        source = getattr(self, "_source", None)
+        if source is not None:
+            self._source = None
+            source.discard()
+            warnings.warn(
+                f"{self!r} was never closed; close response bodies or use 'async with'",
+                ResourceWarning,
+                stacklevel=1,
+                source=self,
+            )
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "at end" if self._eof else "open"
+        return f"<anysoup.InputStream {state}>"

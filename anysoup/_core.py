@@ -1,0 +1,315 @@
+"""The core send coroutine: one message, one exchange on a borrowed connection.
+
+This is the innermost stage of the feature chain. It borrows a connection
+from the pool, writes the request, reads the response head and returns an
+:class:`~anysoup.InputStream` that carries the loan until the body is read or
+closed. A request that fails on a reused connection before any byte of the
+response is sent once more on a new connection when that is safe
+(DESIGN §3, ``docs/design.rst``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import anyio
+import h11
+
+from ._body import DRAIN_LIMIT, InputStream
+from ._enums import HTTPVersion, MessageFlags
+from ._exceptions import (
+    Error,
+    NetworkError,
+    ParsingError,
+    TimeoutError,
+    TooManyRedirects,
+    TooManyRestarts,
+)
+from ._headers import MessageHeaders
+from ._signals import active
+from ._uri import host_header, request_target
+
+if TYPE_CHECKING:
+    from ._message import Message, MessageMetrics
+    from ._pool import Connection, Pool
+
+__all__ = ["MAX_RESENDS", "check_resend", "send_message"]
+
+#: Methods whose request may be sent again on a new connection (DESIGN §3).
+RETRYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "TRACE", "PUT", "DELETE"})
+#: Methods that may use a pooled connection without ``MessageFlags.IDEMPOTENT``.
+IDEMPOTENT_METHODS = RETRYABLE_METHODS
+#: Methods that get ``Content-Length: 0`` when they have no body (RFC 9110 §8.6).
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: Re-sends per message, all reasons together (libsoup's limit).
+MAX_RESENDS = 20
+#: How long closing a half-read body may spend draining it.
+DRAIN_SECONDS = 0.5
+#: Seconds to wait for the rest of a body when a stream is closed early.
+_HTTP_VERSIONS = {b"1.1": HTTPVersion.HTTP_1_1, b"1.0": HTTPVersion.HTTP_1_0}
+
+
+def check_resend(msg: Message) -> None:
+    """Count one re-send of ``msg``; raise when it would be the 21st."""
+    msg._restarts += 1
+    if msg._restarts > MAX_RESENDS:
+        text = f"{msg.method} {msg.uri}: gave up after {MAX_RESENDS} re-sends"
+        if 300 <= msg.status < 400:
+            raise TooManyRedirects(text, message=msg)
+        raise TooManyRestarts(text, message=msg)
+
+
+async def send_message(pool: Pool, msg: Message, plan_for: PlanFor) -> InputStream:
+    """Send ``msg`` and return its body stream once the final headers are in."""
+    uri = msg.uri
+    key, plan = plan_for(uri)
+    method = msg.method
+    flags = msg.flags
+    fresh_only = bool(flags & MessageFlags.NEW_CONNECTION) or (
+        method not in IDEMPOTENT_METHODS and not flags & MessageFlags.IDEMPOTENT
+    )
+    headers = _wire_headers(msg)
+    while True:
+        conn = await pool.acquire(key, plan, priority=msg.priority, fresh_only=fresh_only)
+        reused = conn.used
+        try:
+            return await _exchange(pool, conn, msg, headers)
+        except NetworkError as exc:
+            pool.release(conn, reusable=False)
+            http = conn.http
+            body = msg._body
+            if (
+                not reused
+                or isinstance(exc, TimeoutError)
+                or conn.close_reason is not None
+                or (http is not None and http.received_any)
+                or method not in RETRYABLE_METHODS
+                or (body is not None and not body.replayable)
+            ):
+                raise
+            check_resend(msg)
+            signal = active(msg, "restarted")
+            if signal is not None:
+                await signal.emit()
+            fresh_only = True
+        except BaseException:
+            pool.release(conn, reusable=False)
+            raise
+
+
+def _wire_headers(msg: Message) -> list[tuple[str, str]]:
+    """The headers to send: the message's, with Host and the body's framing."""
+    request_headers = msg.request_headers
+    body = msg._body
+    if body is not None:
+        if body.length is not None:
+            request_headers.set_content_length(body.length)
+            if "Transfer-Encoding" in request_headers:
+                request_headers.remove("Transfer-Encoding")
+        else:
+            request_headers.remove("Content-Length")
+            request_headers.replace("Transfer-Encoding", "chunked")
+    elif msg.method in _BODY_METHODS and "Content-Length" not in request_headers:
+        request_headers.set_content_length(0)
+    pairs = list(request_headers)
+    if "Host" not in request_headers:
+        pairs.insert(0, ("Host", host_header(msg.uri)))
+    return pairs
+
+
+async def _exchange(
+    pool: Pool, conn: Connection, msg: Message, headers: list[tuple[str, str]]
+) -> InputStream:
+    http = conn.http
+    assert http is not None
+    http.timeout = pool.timeout
+    metrics = msg.metrics
+    if conn.log is not None:
+        await _report_connect(conn, msg, metrics)
+    signal = active(msg, "starting")
+    if signal is not None:
+        await signal.emit()
+    msg.remote_address = conn.peer
+    target = "*" if msg._options_ping else request_target(msg.uri)
+    if metrics is not None:
+        metrics.request_start = time.monotonic()
+    data = http.start_request(msg.method, target, headers)
+    body = msg._body
+    head: h11.Response | h11.InformationalResponse | None = None
+    if body is None or body.length == 0:
+        await http.write(data + http.end_of_body(), "writing request")
+        await _emit(msg, "wrote_headers")
+        await _emit(msg, "wrote_body")
+    elif body.data is not None and not _expects_continue(msg):
+        await http.write(data + http.body_data(body.data) + http.end_of_body(), "writing request")
+        await _emit(msg, "wrote_headers")
+        await _emit(msg, "wrote_body_data", body.data)
+        await _emit(msg, "wrote_body")
+    else:
+        await http.write(data, "writing request headers")
+        await _emit(msg, "wrote_headers")
+        if _expects_continue(msg):
+            head = await http.wait_continue()
+        if head is None:
+            sent = 0
+            async for chunk in body.chunks():
+                if chunk:
+                    await http.write(http.body_data(chunk), "writing request body")
+                    sent += len(chunk)
+                    await _emit(msg, "wrote_body_data", chunk)
+            await http.write(http.end_of_body(), "writing request body")
+            if metrics is not None:
+                metrics.request_body_size = sent
+            await _emit(msg, "wrote_body")
+    if metrics is not None:
+        metrics.request_header_bytes_sent = len(data)
+        if body is not None and body.length is not None:
+            metrics.request_body_size = metrics.request_body_bytes_sent = body.length
+    informational = 0
+    while True:
+        if head is None:
+            head = await http.receive_head()
+        if metrics is not None and not metrics.response_start:
+            metrics.response_start = time.monotonic()
+        _set_response(msg, head)
+        if type(head) is h11.Response:
+            break
+        informational += 1
+        if informational > 10:
+            raise ParsingError(
+                f"reading response headers from {http.label}: more than 10 informational "
+                "responses",
+                message=msg,
+            )
+        await _emit(msg, "got_informational")
+        head = None
+    await _emit(msg, "got_headers")
+    return InputStream(_Exchange(pool, conn, msg))
+
+
+def _expects_continue(msg: Message) -> bool:
+    return msg.request_headers.header_contains("Expect", "100-continue")
+
+
+def _set_response(msg: Message, head: h11.Response | h11.InformationalResponse) -> None:
+    msg.status = head.status_code
+    msg.reason_phrase = head.reason.decode("latin-1")
+    msg.http_version = _HTTP_VERSIONS.get(head.http_version, HTTPVersion.HTTP_1_1)
+    msg.response_headers = MessageHeaders._from_trusted(
+        [(n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers.raw_items()]
+    )
+    if msg.metrics is not None:
+        msg.metrics.response_header_bytes_received += (
+            sum(len(n) + len(v) + 4 for n, v in head.headers.raw_items()) + 15 + len(head.reason)
+        )
+
+
+async def _emit(msg: Message, name: str, *args: object) -> None:
+    signal = active(msg, name)
+    if signal is not None:
+        await signal.emit(*args)
+
+
+async def _report_connect(conn: Connection, msg: Message, metrics: MessageMetrics | None) -> None:
+    """Give the first message of a new connection its network events and timings."""
+    log, conn.log = conn.log, None
+    assert log is not None
+    if metrics is not None:
+        from ._enums import NetworkEvent
+
+        times = log.times
+        metrics.dns_start = times.get(NetworkEvent.RESOLVING, 0.0)
+        metrics.dns_end = times.get(NetworkEvent.RESOLVED, 0.0)
+        metrics.connect_start = times.get(NetworkEvent.CONNECTING, 0.0)
+        metrics.tls_start = times.get(NetworkEvent.TLS_HANDSHAKING, 0.0)
+        metrics.connect_end = times.get(NetworkEvent.COMPLETE, 0.0)
+    signal = active(msg, "network_event")
+    if signal is not None:
+        for event in log.events:
+            await signal.emit(event, conn)
+
+
+class _Exchange:
+    """The body source of an :class:`InputStream`: one response on a borrowed connection."""
+
+    __slots__ = ("_conn", "_msg", "_pool", "_received")
+
+    def __init__(self, pool: Pool, conn: Connection, msg: Message) -> None:
+        self._pool = pool
+        self._conn: Connection | None = conn
+        self._msg = msg
+        self._received = 0
+
+    async def receive_chunk(self) -> bytes | None:
+        conn = self._conn
+        if conn is None:
+            raise anyio.ClosedResourceError
+        http = conn.http
+        assert http is not None
+        try:
+            chunk = await http.receive_chunk()
+        except Error as exc:
+            if exc.message is None:
+                exc.message = self._msg
+            raise
+        msg = self._msg
+        if chunk is None:
+            self._conn = None
+            self._pool.release(conn, reusable=http.finish())
+            if msg.metrics is not None:
+                msg.metrics.response_end = time.monotonic()
+                msg.metrics.response_body_size = self._received
+                msg.metrics.response_body_bytes_received = self._received
+            await _emit(msg, "got_body")
+            await _emit(msg, "finished")
+            return None
+        self._received += len(chunk)
+        signal = active(msg, "got_body_data")
+        if signal is not None:
+            await signal.emit(chunk)
+        return chunk
+
+    async def close(self, *, drain: bool) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        reusable = False
+        try:
+            if drain:
+                reusable = await self._drain(conn)
+        finally:
+            self._conn = None
+            self._pool.release(conn, reusable=reusable)
+        await _emit(self._msg, "finished")
+
+    async def _drain(self, conn: Connection) -> bool:
+        """Read a bounded rest of the body so the connection can be reused."""
+        http = conn.http
+        assert http is not None
+        left = DRAIN_LIMIT
+        with anyio.move_on_after(DRAIN_SECONDS):
+            try:
+                while left > 0:
+                    chunk = await http.receive_chunk()
+                    if chunk is None:
+                        return http.finish()
+                    left -= len(chunk)
+            except Error:
+                return False
+        return False
+
+    def discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._pool.release(conn, reusable=False)
+
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable
+
+    from yarl import URL
+
+    from ._connect import ConnectPlan
+
+    PlanFor = Callable[[URL], tuple[Hashable, ConnectPlan]]

@@ -1,0 +1,146 @@
+"""Enumerations and flags of the public API, named as in libsoup."""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "HTTPVersion",
+    "MessageFlags",
+    "MessagePriority",
+    "NetworkEvent",
+    "SessionErrorCode",
+    "SpliceFlags",
+    "TlsCertificateFlags",
+    "WebsocketErrorCode",
+]
+
+
+class HTTPVersion(enum.Enum):
+    """The HTTP version of a message (libsoup's ``SoupHTTPVersion``)."""
+
+    #: HTTP/1.0.
+    HTTP_1_0 = "1.0"
+    #: HTTP/1.1.
+    HTTP_1_1 = "1.1"
+    #: HTTP/2.
+    HTTP_2_0 = "2"
+
+
+class MessageFlags(enum.Flag):
+    """Flags that change how a message is sent (libsoup's ``SoupMessageFlags``)."""
+
+    #: No flag set.
+    NONE = 0
+    #: Don't follow redirects: a 3xx is returned to the caller as is.
+    NO_REDIRECT = enum.auto()
+    #: Send on a new connection, never a pooled one.
+    NEW_CONNECTION = enum.auto()
+    #: Treat the method as idempotent: a pooled connection may be reused.
+    IDEMPOTENT = enum.auto()
+    #: Don't use cached credentials for this message.
+    DO_NOT_USE_AUTH_CACHE = enum.auto()
+    #: Fill :attr:`anysoup.Message.metrics` while the message is sent.
+    COLLECT_METRICS = enum.auto()
+
+
+class MessagePriority(enum.IntEnum):
+    """The order in which queued messages get a connection; higher goes first."""
+
+    #: Lowest priority.
+    VERY_LOW = 0
+    #: Below normal.
+    LOW = 1
+    #: The default.
+    NORMAL = 2
+    #: Above normal.
+    HIGH = 3
+    #: Served before everything else.
+    VERY_HIGH = 4
+
+
+class SpliceFlags(enum.Flag):
+    """Flags for :meth:`anysoup.Session.send_and_splice`."""
+
+    #: Close neither stream.
+    NONE = 0
+    #: Close the response body stream when done (it always is: the connection goes back).
+    CLOSE_SOURCE = enum.auto()
+    #: Close the output stream when done.
+    CLOSE_TARGET = enum.auto()
+
+
+class SessionErrorCode(enum.Enum):
+    """The code carried by :class:`anysoup.SessionError`."""
+
+    #: The peer's answer could not be parsed as HTTP.
+    PARSING = "parsing"
+    #: A transfer or content coding could not be decoded.
+    ENCODING = "encoding"
+    #: More than 20 re-sends, the last one for a redirect.
+    TOO_MANY_REDIRECTS = "too-many-redirects"
+    #: More than 20 re-sends, the last one not for a redirect.
+    TOO_MANY_RESTARTS = "too-many-restarts"
+    #: A redirect with an empty ``Location``.
+    REDIRECT_NO_LOCATION = "redirect-no-location"
+    #: A redirect with a ``Location`` that is not a usable http(s) URI.
+    REDIRECT_BAD_URI = "redirect-bad-uri"
+    #: The message was sent while it was already queued.
+    MESSAGE_ALREADY_IN_QUEUE = "message-already-in-queue"
+
+
+class TlsCertificateFlags(enum.Flag):
+    """Why a peer certificate failed validation (GLib's ``GTlsCertificateFlags``)."""
+
+    #: No problem found.
+    NO_FLAGS = 0
+    #: The signing certificate authority is not known.
+    UNKNOWN_CA = enum.auto()
+    #: The certificate does not match the expected identity of the site.
+    BAD_IDENTITY = enum.auto()
+    #: The certificate's activation time is still in the future.
+    NOT_ACTIVATED = enum.auto()
+    #: The certificate has expired.
+    EXPIRED = enum.auto()
+    #: The certificate has been revoked.
+    REVOKED = enum.auto()
+    #: The certificate's algorithm is considered insecure.
+    INSECURE = enum.auto()
+    #: Some other error occurred validating the certificate.
+    GENERIC_ERROR = enum.auto()
+
+
+class NetworkEvent(enum.Enum):
+    """Steps of making a connection, reported by ``Message.network_event``."""
+
+    #: Looking up the host name.
+    RESOLVING = "resolving"
+    #: The host name was resolved.
+    RESOLVED = "resolved"
+    #: Connecting to an address.
+    CONNECTING = "connecting"
+    #: Connected to an address.
+    CONNECTED = "connected"
+    #: Negotiating with a proxy.
+    PROXY_NEGOTIATING = "proxy-negotiating"
+    #: The proxy negotiation is done.
+    PROXY_NEGOTIATED = "proxy-negotiated"
+    #: Starting the TLS handshake.
+    TLS_HANDSHAKING = "tls-handshaking"
+    #: The TLS handshake is done.
+    TLS_HANDSHAKED = "tls-handshaked"
+    #: The connection is ready for messages.
+    COMPLETE = "complete"
+
+
+class WebsocketErrorCode(enum.Enum):
+    """The code carried by :class:`anysoup.WebsocketError`."""
+
+    #: A generic failure.
+    FAILED = "failed"
+    #: The server did not answer the handshake with 101 Switching Protocols.
+    NOT_WEBSOCKET = "not-websocket"
+    #: The 101 answer was not a valid WebSocket handshake.
+    BAD_HANDSHAKE = "bad-handshake"
+    #: The server refused the origin.
+    BAD_ORIGIN = "bad-origin"

@@ -1,0 +1,268 @@
+"""The connection pool's async shell: connection tasks, waiting, the sweeper.
+
+All bookkeeping is in :class:`~anysoup._pool_state.PoolState`; this module
+does the I/O it asks for. Each connection is run by a task of the session's
+task group (:meth:`Connection.run`): it connects, hands the stream to the
+pool, waits to be told to close, and closes the socket in ``finally``. Request
+tasks only borrow connections (see ``docs/design.rst``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import select
+import time
+from collections.abc import Hashable
+from typing import TYPE_CHECKING
+
+import anyio
+from anyio.abc import ByteStream, SocketAttribute, TaskGroup
+
+from ._connect import ConnectLog, ConnectPlan, RemoteAddress, Resolver, open_stream, resolve
+from ._exceptions import Error, NetworkError, RequestCancelled, TimeoutError
+from ._http1 import HTTP1Connection
+from ._pool_state import ConnectionRecord, PoolState, PoolStatistics, Waiter
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskStatus
+
+__all__ = ["Connection", "Pool"]
+
+#: Longest sleep of the sweeper while the pool holds connections.
+SWEEP_INTERVAL = 1.0
+
+
+class Connection(ConnectionRecord):
+    """One pooled connection: its task, its stream and its HTTP/1.1 driver."""
+
+    __slots__ = (
+        "_pool",
+        "_scope",
+        "close_reason",
+        "closed",
+        "http",
+        "log",
+        "peer",
+        "plan",
+        "stream",
+    )
+
+    def __init__(self, key: Hashable, plan: ConnectPlan, pool: Pool) -> None:
+        super().__init__(key)
+        self.plan = plan
+        self._pool = pool
+        # Made here, entered by run(): a close() before the task starts still counts.
+        self._scope = anyio.CancelScope()
+        #: Whether the pool told the task to close the connection.
+        self.closed = False
+        #: Why the pool closed it: "timeout", "abort", "session closed" or None.
+        self.close_reason: str | None = None
+        self.stream: ByteStream | None = None
+        self.http: HTTP1Connection | None = None
+        #: The peer's address once connected.
+        self.peer: RemoteAddress | None = None
+        #: Network events and times of the connect, for the first message.
+        self.log: ConnectLog | None = ConnectLog()
+
+    def close(self, reason: str | None = None) -> None:
+        """Make the task close the socket (the pool already counts it CLOSED)."""
+        if reason is not None and self.close_reason is None:
+            self.close_reason = reason
+        self.closed = True
+        self._scope.cancel()
+
+    async def run(self) -> None:
+        """The connection's task: connect, wait to be closed, close."""
+        state = self._pool.state
+        try:
+            with self._scope:
+                try:
+                    await self._connect()
+                except Error as exc:
+                    state.connect_failed(self, exc)
+                    return
+                state.connected(self, time.monotonic())
+                await anyio.sleep_forever()
+        finally:
+            if self.stream is not None:
+                await anyio.aclose_forcefully(self.stream)
+            state.gone(self)
+
+    async def _connect(self) -> None:
+        timeout = self._pool.timeout
+        label = self.plan.label
+        assert self.log is not None
+        try:
+            with anyio.fail_after(timeout if timeout > 0 else None):
+                self.stream, self.peer = await open_stream(
+                    self.plan, self.log, self._pool.resolver
+                )
+        except TimeoutError:  # anysoup's own (none today): let it through
+            raise
+        except builtins.TimeoutError as exc:
+            raise TimeoutError(f"connect to {label} timed out after {timeout:g} s") from exc
+        self.http = HTTP1Connection(self.stream, self, label)
+        self.http.timeout = timeout
+
+    def is_alive(self) -> bool:
+        """Whether an idle connection's socket is still open and quiet."""
+        if self.closed or self.stream is None:
+            return False
+        sock = self.stream.extra(SocketAttribute.raw_socket, None)
+        if sock is None:
+            return True
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        # Readable while idle: EOF (the server closed it) or bytes nobody asked
+        # for (a next response would be out of step). Drop it either way.
+        return not poller.poll(0)
+
+    def __repr__(self) -> str:
+        return f"<anysoup.Connection {self.plan.label} {self.state.value}>"
+
+
+class Pool:
+    """The session's connections.
+
+    Args:
+        task_group: The session's task group, which runs the connection tasks.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_conns: int,
+        max_conns_per_host: int,
+        idle_timeout: float,
+        timeout: float,
+    ) -> None:
+        self.state = PoolState(
+            self._open_connection,
+            self._close_connection,
+            max_conns=max_conns,
+            max_conns_per_host=max_conns_per_host,
+            idle_timeout=idle_timeout,
+        )
+        #: The I/O stall timeout (seconds, 0 = none).
+        self.timeout = timeout
+        #: Looks up host names (replaceable, e.g. by tests).
+        self.resolver: Resolver = resolve
+        self._task_group: TaskGroup | None = None
+        self._plans: dict[Hashable, ConnectPlan] = {}
+        self._wake_sweeper = anyio.Event()
+
+    # -- lifetime --------------------------------------------------------------
+
+    async def run_sweeper(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Expire idle connections and enforce I/O stall timeouts, until cancelled."""
+        task_status.started()
+        state = self.state
+        while True:
+            if not any(True for _ in state.records()):
+                self._wake_sweeper = anyio.Event()
+                await self._wake_sweeper.wait()
+            now = time.monotonic()
+            for record in state.expire(now):
+                assert isinstance(record, Connection)
+                record.close("timeout")
+            interval = SWEEP_INTERVAL
+            if self.timeout > 0:
+                interval = min(interval, self.timeout / 4)
+            interval = min(interval, max(state.next_expiry() - now, 0.01))
+            await anyio.sleep(max(interval, 0.01))
+
+    def attach(self, task_group: TaskGroup) -> None:
+        """Start making connections in ``task_group``."""
+        self._task_group = task_group
+        self.state.closing = False
+
+    def close(self) -> None:
+        """Close every connection; fail waiters (the session is closing)."""
+        for record in list(self.state.records()):
+            assert isinstance(record, Connection)
+            record.close("session closed")
+        self.state.close_all(NetworkError("the session is closed"))
+        self._task_group = None
+
+    def abort(self) -> None:
+        """Fail waiting requests, interrupt lent connections and close idle ones."""
+        for record in self.state.abort(RequestCancelled("the session was aborted")):
+            assert isinstance(record, Connection)
+            record.close("abort")
+
+    # -- PoolState callbacks ---------------------------------------------------
+
+    def _open_connection(self, key: Hashable) -> ConnectionRecord:
+        assert self._task_group is not None
+        conn = Connection(key, self._plans[key], self)
+        self._task_group.start_soon(conn.run, name=f"anysoup connection {conn.plan.label}")
+        self._wake_sweeper.set()
+        return conn
+
+    def _close_connection(self, record: ConnectionRecord) -> None:
+        assert isinstance(record, Connection)
+        record.close()
+
+    # -- requests --------------------------------------------------------------
+
+    async def acquire(
+        self, key: Hashable, plan: ConnectPlan, *, priority: int, fresh_only: bool
+    ) -> Connection:
+        """Borrow a connection for ``key``; give it back with :meth:`release`.
+
+        Raises:
+            ConnectError, TlsError, TimeoutError: Making the connection failed.
+        """
+        state = self.state
+        if not fresh_only:
+            record = state.checkout_idle(key)
+            if record is not None:
+                assert isinstance(record, Connection)
+                return record
+        if self._task_group is None:
+            raise NetworkError("the session is not open: use 'async with Session()'")
+        self._plans[key] = plan
+        event = anyio.Event()
+        waiter = Waiter(key, priority=priority, fresh_only=fresh_only, notify=event.set)
+        state.enqueue(waiter)
+        try:
+            if not waiter.done:
+                await event.wait()
+        except BaseException:
+            state.cancel_waiter(waiter, time.monotonic())
+            raise
+        if waiter.error is not None:
+            raise waiter.error
+        record = waiter.conn
+        assert isinstance(record, Connection)
+        return record
+
+    async def preconnect(self, key: Hashable, plan: ConnectPlan, *, priority: int) -> None:
+        """Make sure a connection for ``key`` exists (idle or being made for a request)."""
+        if self._task_group is None:
+            raise NetworkError("the session is not open: use 'async with Session()'")
+        self._plans[key] = plan
+        event = anyio.Event()
+        waiter = Waiter(key, priority=priority, preconnect=True, notify=event.set)
+        self.state.enqueue(waiter)
+        try:
+            if not waiter.done:
+                await event.wait()
+        except BaseException:
+            self.state.cancel_waiter(waiter, time.monotonic())
+            raise
+        if waiter.error is not None:
+            raise waiter.error
+
+    def release(self, conn: Connection, *, reusable: bool) -> None:
+        """Take back a borrowed connection (synchronous: safe in any clean-up)."""
+        self.state.release(conn, reusable=reusable, now=time.monotonic())
+
+    def statistics(self) -> PoolStatistics:
+        """The pool's counters."""
+        return self.state.statistics()
+
+    def __repr__(self) -> str:
+        return f"<anysoup.Pool {self.state!r}>"

@@ -1,0 +1,680 @@
+"""``Session``: owns the connections and background tasks, sends messages."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Hashable, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+import anyio
+from anyio.abc import ByteSendStream, TaskGroup, TaskStatus
+from yarl import URL
+
+from ._body import InputStream
+from ._cancellable import Cancellable
+from ._chain import build_chain
+from ._connect import ConnectPlan, RemoteAddress, UnixSocketAddress
+from ._core import send_message
+from ._enums import MessageFlags, SpliceFlags
+from ._exceptions import Error, MessageAlreadyInQueue
+from ._feature import CallNext, SessionFeature
+from ._locale import accept_language_from_environ, user_agent_header
+from ._message import Message, MessageMetrics
+from ._pool import Pool
+from ._pool_state import PoolStatistics
+from ._signals import SignalDescriptor, active
+from ._tls import TlsDatabase
+from ._uri import is_secure, scheme_class
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._signals import Signal
+
+__all__ = ["DEFAULT", "SendContext", "Session"]
+
+
+class _Default:
+    """The type of :data:`DEFAULT`."""
+
+    _instance: _Default | None = None
+
+    def __new__(cls) -> _Default:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "anysoup.DEFAULT"
+
+
+#: "Use the default": for ``tls_database`` (the system store) and ``proxy_resolver``.
+DEFAULT: Any = _Default()
+
+
+class _Writable(Protocol):
+    async def write(self, data: bytes) -> Any: ...
+
+
+class SendContext:
+    """What :meth:`Session.send` returns: await it, or use it with ``async with``.
+
+    ``body = await session.send(msg)`` gives the :class:`InputStream` (close
+    it when done); ``async with session.send(msg) as body:`` closes it for you.
+    """
+
+    __slots__ = ("_cancellable", "_msg", "_session", "_stream")
+
+    def __init__(self, session: Session, msg: Message, cancellable: Cancellable | None) -> None:
+        self._session = session
+        self._msg = msg
+        self._cancellable = cancellable
+        self._stream: InputStream | None = None
+
+    def __await__(self) -> Any:
+        return self._session._send(self._msg, self._cancellable).__await__()
+
+    async def __aenter__(self) -> InputStream:
+        self._stream = await self._session._send(self._msg, self._cancellable)
+        return self._stream
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._stream is not None:
+            await self._stream.aclose()
+
+
+class _Props:
+    """``session.props.<name>``: the session's properties by name (PyGObject style)."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: Session) -> None:
+        object.__setattr__(self, "_session", session)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.replace("-", "_") not in Session._PROPERTIES:
+            raise AttributeError(f"Session has no property {name!r}")
+        return getattr(self._session, name.replace("-", "_"))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.replace("-", "_") not in Session._PROPERTIES:
+            raise AttributeError(f"Session has no property {name!r}")
+        setattr(self._session, name.replace("-", "_"), value)
+
+    def __dir__(self) -> list[str]:
+        return list(Session._PROPERTIES)
+
+
+class Session:
+    """An HTTP session: connections, features and settings shared by many messages.
+
+    A session is an async context manager: entering it opens the task group
+    that runs its connections; leaving it closes every connection and ends
+    every task it started. It may be created outside a running event loop.
+
+    Args:
+        accept_language: The ``Accept-Language`` header for messages without one.
+        accept_language_auto: Build ``accept_language`` from the locale
+            environment (LANGUAGE, LC_ALL, LC_MESSAGES, LANG).
+        idle_timeout: Seconds an idle connection is kept (0: forever).
+        local_address: ``(host, port)`` to bind outgoing connections to.
+        max_conns: Connections open at once, all hosts together.
+        max_conns_per_host: Connections open at once to one host.
+        proxy_resolver: Reserved for proxy support; None for none.
+        remote_connectable: Connect every message here instead of the URI's
+            host: ``(host, port)`` or :class:`UnixSocketAddress`.
+        timeout: Seconds without progress (connecting, each read or write)
+            before :class:`anysoup.TimeoutError`; 0 waits forever.
+        tls_database: Who validates certificates: :data:`DEFAULT` (the system
+            store), a :class:`TlsDatabase`, or None (every certificate fails).
+        tls_interaction: Client certificates (a later release).
+        user_agent: The ``User-Agent`` header; ``""`` means ``anysoup/VERSION``,
+            a value ending in a space gets it appended.
+        features: Features to add to the defaults.
+    """
+
+    _PROPERTIES = (
+        "accept_language",
+        "accept_language_auto",
+        "idle_timeout",
+        "local_address",
+        "max_conns",
+        "max_conns_per_host",
+        "proxy_resolver",
+        "remote_connectable",
+        "timeout",
+        "tls_database",
+        "tls_interaction",
+        "user_agent",
+    )
+
+    request_queued: SignalDescriptor[Session] = SignalDescriptor(
+        "``(session, msg)``: a message was queued for sending."
+    )
+    request_unqueued: SignalDescriptor[Session] = SignalDescriptor(
+        "``(session, msg)``: a message is done (its body read or closed, or it failed)."
+    )
+
+    def __init__(
+        self,
+        *,
+        accept_language: str | None = None,
+        accept_language_auto: bool = False,
+        idle_timeout: float = 60,
+        local_address: tuple[str, int] | None = None,
+        max_conns: int = 10,
+        max_conns_per_host: int = 2,
+        proxy_resolver: Any = None,
+        remote_connectable: RemoteAddress | None = None,
+        timeout: float = 60,
+        tls_database: TlsDatabase | None = DEFAULT,
+        tls_interaction: Any = None,
+        user_agent: str | None = None,
+        features: Iterable[SessionFeature] = (),
+    ) -> None:
+        self._signals: dict[str, Signal] | None = None
+        self._task_group: TaskGroup | None = None
+        self._pool = Pool(
+            max_conns=_positive("max_conns", max_conns),
+            max_conns_per_host=_positive("max_conns_per_host", max_conns_per_host),
+            idle_timeout=_seconds("idle_timeout", idle_timeout),
+            timeout=_seconds("timeout", timeout),
+        )
+        self._features: list[SessionFeature] = []
+        self._chain: CallNext = self._send_core
+        self._plans: dict[tuple[str, str, int], tuple[Hashable, ConnectPlan]] = {}
+        self._accept_language = accept_language
+        self._accept_language_auto = False
+        self._user_agent = user_agent
+        self._user_agent_header = user_agent_header(user_agent, __version__)
+        self._local_address = local_address
+        self._remote_connectable = remote_connectable
+        self._proxy_resolver = proxy_resolver
+        self._tls_interaction = tls_interaction
+        self._tls_database: TlsDatabase | None = None
+        self.tls_database = tls_database
+        self.accept_language_auto = accept_language_auto
+        for feature in features:
+            self.add_feature(feature)
+
+    @classmethod
+    def new(cls) -> Session:
+        """A session with default settings (libsoup's ``soup_session_new``)."""
+        return cls()
+
+    # -- lifetime --------------------------------------------------------------
+
+    async def __aenter__(self) -> Session:
+        if self._task_group is not None:
+            raise RuntimeError("this session is already open")
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        self._pool.attach(task_group)
+        task_group.start_soon(self._pool.run_sweeper, name="anysoup pool sweeper")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        task_group, self._task_group = self._task_group, None
+        if task_group is None:
+            return None
+        self._pool.close()
+        task_group.cancel_scope.cancel()
+        # Only the session's own tasks go through the task group: an exception
+        # from the caller's block goes on as itself, not in an exception group.
+        await task_group.__aexit__(None, None, None)
+        return None
+
+    def abort(self) -> None:
+        """Cancel every pending call and close idle connections.
+
+        The calls raise :class:`anysoup.RequestCancelled`.
+        """
+        self._pool.abort()
+
+    def statistics(self) -> PoolStatistics:
+        """The connection pool's counters (for monitoring and tests)."""
+        return self._pool.statistics()
+
+    # -- sending ---------------------------------------------------------------
+
+    def send(
+        self, msg: Message, *, cancellable: Cancellable | None = None, io_priority: int = 0
+    ) -> SendContext:
+        """Send ``msg``; the result gives the response body once the headers are in.
+
+        ``body = await session.send(msg)`` or ``async with session.send(msg) as
+        body:``. ``msg.status`` and ``msg.response_headers`` are set by then.
+        HTTP error statuses are not errors.
+
+        Args:
+            msg: The message to send.
+            cancellable: Cancels the call from elsewhere (raises RequestCancelled).
+            io_priority: Accepted for libsoup compatibility; the message's
+                ``priority`` orders the queue.
+
+        Raises:
+            anysoup.Error: The message could not be sent or the response was
+                broken; ``.message`` is ``msg``.
+        """
+        return SendContext(self, msg, cancellable)
+
+    async def send_and_read(
+        self, msg: Message, *, cancellable: Cancellable | None = None, io_priority: int = 0
+    ) -> bytes:
+        """Send ``msg`` and return its whole response body."""
+        stream = await self._send(msg, cancellable)
+        try:
+            return await stream.read()
+        finally:
+            await stream.aclose()
+
+    async def send_and_splice(
+        self,
+        msg: Message,
+        out_stream: ByteSendStream | _Writable,
+        flags: SpliceFlags = SpliceFlags.NONE,
+        *,
+        cancellable: Cancellable | None = None,
+        io_priority: int = 0,
+    ) -> int:
+        """Send ``msg`` and copy its body to ``out_stream``; return the bytes copied.
+
+        ``out_stream`` is an anyio byte send stream or has ``async write(bytes)``.
+        With ``SpliceFlags.CLOSE_TARGET`` it is closed at the end.
+        """
+        total = 0
+        try:
+            async with self.send(msg, cancellable=cancellable) as body:
+                if isinstance(out_stream, ByteSendStream):
+                    async for chunk in body:
+                        await out_stream.send(chunk)
+                        total += len(chunk)
+                else:
+                    async for chunk in body:
+                        await out_stream.write(chunk)
+                        total += len(chunk)
+        finally:
+            if flags & SpliceFlags.CLOSE_TARGET:
+                close = getattr(out_stream, "aclose", None)
+                if close is not None:
+                    await close()
+                else:
+                    result = out_stream.close()  # type: ignore[union-attr]
+                    if hasattr(result, "__await__"):
+                        await result
+        return total
+
+    async def preconnect(
+        self,
+        msg: Message,
+        io_priority: int = 0,
+        *,
+        cancellable: Cancellable | None = None,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Open a connection for ``msg``'s host ahead of time.
+
+        Returns at once if an idle connection exists. A request for the same
+        host that arrives while the connection is being made takes it over.
+        A preconnected connection unused for 3 s is closed. Usable as
+        ``await nursery.start(session.preconnect, msg)``.
+
+        Raises:
+            ConnectError, TlsError, TimeoutError: The connection failed (only
+                while no request took it over).
+        """
+        key, plan = self._plan_for(msg.uri)
+        try:
+            if cancellable is None:
+                await self._pool.preconnect(key, plan, priority=msg.priority)
+            else:
+                with cancellable._scope(f"preconnect to {plan.label}"):
+                    await self._pool.preconnect(key, plan, priority=msg.priority)
+        except Error as exc:
+            if exc.message is None:
+                exc.message = msg
+            raise
+        task_status.started()
+
+    async def _send(self, msg: Message, cancellable: Cancellable | None) -> InputStream:
+        if msg._queued:
+            raise MessageAlreadyInQueue(
+                f"{msg.method} {msg.uri}: this message is already queued", message=msg
+            )
+        msg._queued = True
+        msg._restarts = 0
+        if msg.flags & MessageFlags.COLLECT_METRICS:
+            msg.metrics = MessageMetrics(fetch_start=time.monotonic())
+        try:
+            self._prepare(msg)
+            self.do_request_queued(msg)
+            signal = active(self, "request_queued")
+            if signal is not None:
+                await signal.emit(msg)
+            if cancellable is None:
+                stream = await self._chain(msg)
+            else:
+                with cancellable._scope(f"{msg.method} {msg.uri}"):
+                    stream = await self._chain(msg)
+        except BaseException as exc:
+            if isinstance(exc, Error) and exc.message is None:
+                exc.message = msg
+            await self._unqueue(msg)
+            raise
+        stream.add_done_callback(lambda: self._unqueue(msg))
+        return stream
+
+    def _prepare(self, msg: Message) -> None:
+        headers = msg.request_headers
+        if self._user_agent_header is not None:
+            headers.replace("User-Agent", self._user_agent_header)
+        if self._accept_language and "Accept-Language" not in headers:
+            headers.append("Accept-Language", self._accept_language)
+
+    async def _unqueue(self, msg: Message) -> None:
+        if not msg._queued:
+            return
+        msg._queued = False
+        self.do_request_unqueued(msg)
+        signal = active(self, "request_unqueued")
+        if signal is not None:
+            # A notification that the exchange is over, part of closing it:
+            # handlers run even when the caller is being cancelled.
+            with anyio.CancelScope(shield=True):
+                await signal.emit(msg)
+
+    async def _send_core(self, msg: Message) -> InputStream:
+        return await send_message(self._pool, msg, self._plan_for)
+
+    def _plan_for(self, uri: URL) -> tuple[Hashable, ConnectPlan]:
+        """The pool key and connect plan for a URI (cached per scheme, host, port)."""
+        scheme = scheme_class(uri)
+        host = uri.raw_host or ""
+        port = uri.port or 0
+        cached = self._plans.get((scheme, host, port))
+        if cached is not None:
+            return cached
+        database = self._tls_database or TlsDatabase._empty()
+        plan = ConnectPlan(
+            host=host,
+            port=port,
+            ssl_context=database.ssl_context if is_secure(uri) else None,
+            remote=self._remote_connectable,
+            local_host=self._local_address[0] if self._local_address else None,
+        )
+        key = (scheme, host, port, id(database), plan.remote, plan.local_host)
+        self._plans[(scheme, host, port)] = (key, plan)
+        return key, plan
+
+    # -- subclass hooks --------------------------------------------------------
+
+    def do_request_queued(self, msg: Message) -> None:
+        """Called before the ``request_queued`` signal; override in subclasses."""
+
+    def do_request_unqueued(self, msg: Message) -> None:
+        """Called before the ``request_unqueued`` signal; override in subclasses."""
+
+    # -- features --------------------------------------------------------------
+
+    def add_feature(self, feature: SessionFeature) -> None:
+        """Add a feature instance.
+
+        Raises:
+            TypeError: ``feature`` is not a :class:`SessionFeature`.
+            ValueError: A feature of the same type is already present.
+        """
+        if not isinstance(feature, SessionFeature):
+            raise TypeError(f"add_feature: {feature!r} is not a SessionFeature")
+        if any(type(f) is type(feature) for f in self._features):
+            raise ValueError(f"add_feature: the session already has a {type(feature).__name__}")
+        feature.attach(self)
+        self._features.append(feature)
+        self._rebuild_chain()
+
+    def add_feature_by_type(self, feature_type: type) -> None:
+        """Add a feature of ``feature_type``, or offer the type as a sub-feature.
+
+        A type that is not a :class:`SessionFeature` is offered to the features
+        present (an auth scheme is taken by the auth manager).
+
+        Raises:
+            ValueError: No feature accepts a non-feature type, or the feature
+                is already present.
+        """
+        if isinstance(feature_type, type) and issubclass(feature_type, SessionFeature):
+            self.add_feature(feature_type())
+            return
+        for feature in self._features:
+            if feature.add_sub_feature(feature_type):
+                return
+        raise ValueError(f"add_feature_by_type: no feature accepts {feature_type!r}")
+
+    def remove_feature(self, feature: SessionFeature) -> None:
+        """Remove a feature instance (nothing happens if it isn't present)."""
+        if feature in self._features:
+            self._features.remove(feature)
+            feature.detach(self)
+            self._rebuild_chain()
+
+    def remove_feature_by_type(self, feature_type: type) -> None:
+        """Remove features of ``feature_type`` (and subclasses), or that sub-feature."""
+        if isinstance(feature_type, type) and issubclass(feature_type, SessionFeature):
+            for feature in [f for f in self._features if isinstance(f, feature_type)]:
+                self.remove_feature(feature)
+            return
+        for feature in self._features:
+            feature.remove_sub_feature(feature_type)
+
+    def get_feature(self, feature_type: type) -> SessionFeature | None:
+        """The feature of ``feature_type`` (or a subclass), or None."""
+        for feature in self._features:
+            if isinstance(feature, feature_type):
+                return feature
+        return None
+
+    def get_feature_for_message(self, feature_type: type, msg: Message) -> SessionFeature | None:
+        """Like :meth:`get_feature`, but None if ``msg`` disabled that type."""
+        if msg.is_feature_disabled(feature_type):
+            return None
+        return self.get_feature(feature_type)
+
+    def has_feature(self, feature_type: type) -> bool:
+        """Whether a feature or a sub-feature of ``feature_type`` is present."""
+        return any(
+            isinstance(f, feature_type) or f.has_sub_feature(feature_type) for f in self._features
+        )
+
+    def get_features(self) -> list[SessionFeature]:
+        """The features present, in the order they were added."""
+        return list(self._features)
+
+    def _rebuild_chain(self) -> None:
+        self._chain = build_chain(self._features, self._send_core)
+
+    # -- properties ------------------------------------------------------------
+
+    @property
+    def props(self) -> _Props:
+        """The properties by name, as ``session.props.max_conns`` in PyGObject."""
+        return _Props(self)
+
+    @property
+    def accept_language(self) -> str | None:
+        """The ``Accept-Language`` header added to messages without one."""
+        return self._accept_language
+
+    @accept_language.setter
+    def accept_language(self, value: str | None) -> None:
+        self._accept_language = value
+        self._accept_language_auto = False
+
+    @property
+    def accept_language_auto(self) -> bool:
+        """Whether ``accept_language`` is built from the locale environment."""
+        return self._accept_language_auto
+
+    @accept_language_auto.setter
+    def accept_language_auto(self, value: bool) -> None:
+        if value:
+            self._accept_language = accept_language_from_environ(os.environ)
+        elif self._accept_language_auto:
+            self._accept_language = None
+        self._accept_language_auto = bool(value)
+
+    @property
+    def idle_timeout(self) -> float:
+        """How long an idle connection is kept, in seconds; 0 keeps it forever."""
+        return self._pool.state.idle_timeout
+
+    @idle_timeout.setter
+    def idle_timeout(self, value: float) -> None:
+        self._pool.state.idle_timeout = _seconds("idle_timeout", value)
+
+    @property
+    def local_address(self) -> tuple[str, int] | None:
+        """The local ``(host, port)`` new connections are bound to."""
+        return self._local_address
+
+    @local_address.setter
+    def local_address(self, value: tuple[str, int] | None) -> None:
+        self._local_address = value
+        self._plans.clear()
+
+    @property
+    def max_conns(self) -> int:
+        """Connections open at once, all hosts together."""
+        return self._pool.state.max_conns
+
+    @max_conns.setter
+    def max_conns(self, value: int) -> None:
+        self._pool.state.set_limits(max_conns=_positive("max_conns", value))
+
+    @property
+    def max_conns_per_host(self) -> int:
+        """Connections open at once to one host."""
+        return self._pool.state.max_conns_per_host
+
+    @max_conns_per_host.setter
+    def max_conns_per_host(self, value: int) -> None:
+        self._pool.state.set_limits(max_conns_per_host=_positive("max_conns_per_host", value))
+
+    @property
+    def proxy_resolver(self) -> Any:
+        """The proxy resolver; None until proxy support lands."""
+        return self._proxy_resolver
+
+    @proxy_resolver.setter
+    def proxy_resolver(self, value: Any) -> None:
+        self._proxy_resolver = None if value is DEFAULT else value
+        self._plans.clear()
+
+    @property
+    def remote_connectable(self) -> RemoteAddress | None:
+        """Where every connection goes, whatever the URI's host, or None."""
+        return self._remote_connectable
+
+    @remote_connectable.setter
+    def remote_connectable(self, value: RemoteAddress | None) -> None:
+        if value is not None and not isinstance(value, UnixSocketAddress):
+            host, port = value
+            value = (str(host), int(port))
+        self._remote_connectable = value
+        self._plans.clear()
+
+    @property
+    def timeout(self) -> float:
+        """How long I/O may stall before :class:`anysoup.TimeoutError`; 0 means no limit."""
+        return self._pool.timeout
+
+    @timeout.setter
+    def timeout(self, value: float) -> None:
+        self._pool.timeout = _seconds("timeout", value)
+
+    @property
+    def tls_database(self) -> TlsDatabase | None:
+        """The database validating certificates; None means every certificate fails."""
+        return self._tls_database
+
+    @tls_database.setter
+    def tls_database(self, value: TlsDatabase | None) -> None:
+        if value is DEFAULT:
+            value = TlsDatabase.system()
+        elif value is not None and not isinstance(value, TlsDatabase):
+            raise TypeError(f"tls_database: expected TlsDatabase or None, got {value!r}")
+        self._tls_database = value
+        self._plans.clear()
+
+    @property
+    def tls_interaction(self) -> Any:
+        """The client-certificate provider (used by a later release)."""
+        return self._tls_interaction
+
+    @tls_interaction.setter
+    def tls_interaction(self, value: Any) -> None:
+        self._tls_interaction = value
+        self._plans.clear()
+
+    @property
+    def user_agent(self) -> str | None:
+        """The ``User-Agent`` setting (see the class docs for ``""`` and a trailing space)."""
+        return self._user_agent
+
+    @user_agent.setter
+    def user_agent(self, value: str | None) -> None:
+        self._user_agent = value
+        self._user_agent_header = user_agent_header(value, __version__)
+
+    # -- libsoup aliases -----------------------------------------------------------
+
+    def get_async_result_message(self, error: BaseException) -> Message | None:
+        """The message an error was raised for (``error.message``)."""
+        return cast("Message | None", getattr(error, "message", None))
+
+    def __repr__(self) -> str:
+        state = "open" if self._task_group is not None else "closed"
+        return f"<anysoup.Session {state} {self._pool!r}>"
+
+
+def _positive(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: {value!r} is not a positive integer")
+    return value
+
+
+def _seconds(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"{name}: {value!r} is not a number of seconds >= 0")
+    return float(value)
+
+
+def _make_aliases() -> None:
+    """``get_x()``/``set_x()`` for every property: libsoup's accessor names."""
+    for name in Session._PROPERTIES:
+
+        def getter(self: Session, _name: str = name) -> Any:
+            return getattr(self, _name)
+
+        def setter(self: Session, value: Any, _name: str = name) -> None:
+            setattr(self, _name, value)
+
+        getter.__name__ = getter.__qualname__ = f"get_{name}"
+        getter.__doc__ = f"Alias of :attr:`{name}`."
+        setter.__name__ = setter.__qualname__ = f"set_{name}"
+        setter.__doc__ = f"Set :attr:`{name}`."
+        setattr(Session, f"get_{name}", getter)
+        setattr(Session, f"set_{name}", setter)
+
+
+_make_aliases()

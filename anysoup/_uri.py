@@ -1,0 +1,65 @@
+"""URIs: parsing and the pieces of a URI that HTTP/1.1 puts on the wire.
+
+anysoup's URI type is :class:`yarl.URL` (immutable, RFC 3986, IDNA). This
+module is policy: no I/O.
+"""
+
+from __future__ import annotations
+
+from yarl import URL
+
+__all__ = ["HTTP_SCHEMES", "host_header", "parse_uri", "request_target", "scheme_class"]
+
+#: Schemes a message may use; ws and wss are for WebSocket handshakes.
+HTTP_SCHEMES = frozenset({"http", "https", "ws", "wss"})
+_SECURE = frozenset({"https", "wss"})
+
+
+def parse_uri(uri: str | URL, *, what: str = "uri") -> URL:
+    """Return ``uri`` as a :class:`yarl.URL`, checking it can be sent.
+
+    Raises:
+        ValueError: The URI is not absolute, has no host, or its scheme is
+            not http, https, ws or wss. The text names ``what``.
+    """
+    if isinstance(uri, str):
+        try:
+            url = URL(uri)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{what}: {uri!r} is not a valid URI ({exc})") from None
+    elif isinstance(uri, URL):
+        url = uri
+    else:
+        raise TypeError(f"{what}: expected str or yarl.URL, got {type(uri).__name__}")
+    if url.scheme not in HTTP_SCHEMES:
+        raise ValueError(f"{what}: {str(url)!r} has scheme {url.scheme!r}, not http(s) or ws(s)")
+    if not url.raw_host:
+        raise ValueError(f"{what}: {str(url)!r} has no host")
+    if url.port is None:
+        raise ValueError(f"{what}: {str(url)!r} has no usable port")
+    return url
+
+
+def is_secure(url: URL) -> bool:
+    """Whether the URI's scheme uses TLS (https, wss)."""
+    return url.scheme in _SECURE
+
+
+def scheme_class(url: URL) -> str:
+    """``"https"`` for TLS schemes, ``"http"`` for the others (pool keys use this)."""
+    return "https" if url.scheme in _SECURE else "http"
+
+
+def host_header(url: URL) -> str:
+    """The ``Host`` header for ``url``: IDNA host, brackets for IPv6, port if not default."""
+    host = url.raw_host or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if url.explicit_port is not None and not url.is_default_port():
+        return f"{host}:{url.port}"
+    return host
+
+
+def request_target(url: URL) -> str:
+    """The origin-form request target: the encoded path and query, never the fragment."""
+    return url.raw_path_qs or "/"
