@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import select
 import time
+import weakref
 from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
@@ -36,10 +37,12 @@ class Connection(ConnectionRecord):
     """One pooled connection: its task, its stream and its HTTP/1.1 driver."""
 
     __slots__ = (
+        "__weakref__",
         "_pool",
         "_scope",
         "close_reason",
         "closed",
+        "finished",
         "http",
         "log",
         "peer",
@@ -55,6 +58,8 @@ class Connection(ConnectionRecord):
         self._scope = anyio.CancelScope()
         #: Whether the pool told the task to close the connection.
         self.closed = False
+        #: Whether the task ended (the socket is closed).
+        self.finished = False
         #: Why the pool closed it: "timeout", "abort", "session closed" or None.
         self.close_reason: str | None = None
         self.stream: ByteStream | None = None
@@ -84,9 +89,13 @@ class Connection(ConnectionRecord):
                 state.connected(self, time.monotonic())
                 await anyio.sleep_forever()
         finally:
-            if self.stream is not None:
-                await anyio.aclose_forcefully(self.stream)
             state.gone(self)
+            if self.stream is not None:
+                # Closing must finish even when the session's scope is cancelled;
+                # aclose_forcefully cancels its own wait, so this can't hang.
+                with anyio.CancelScope(shield=True):
+                    await anyio.aclose_forcefully(self.stream)
+            self.finished = True
 
     async def _connect(self) -> None:
         timeout = self._pool.timeout
@@ -150,6 +159,8 @@ class Pool:
         self._task_group: TaskGroup | None = None
         self._plans: dict[Hashable, ConnectPlan] = {}
         self._wake_sweeper = anyio.Event()
+        #: Every connection made and not yet garbage (for leak checks in tests).
+        self.connections: weakref.WeakSet[Connection] = weakref.WeakSet()
 
     # -- lifetime --------------------------------------------------------------
 
@@ -197,6 +208,7 @@ class Pool:
     def _open_connection(self, key: Hashable) -> ConnectionRecord:
         assert self._task_group is not None
         conn = Connection(key, self._plans[key], self)
+        self.connections.add(conn)
         self._task_group.start_soon(conn.run, name=f"anysoup connection {conn.plan.label}")
         self._wake_sweeper.set()
         return conn
