@@ -151,6 +151,10 @@ async def _exchange(
         await _emit(msg, "wrote_headers")
         if _expects_continue(msg):
             head = await http.wait_continue()
+            if head is not None and type(head) is not h11.Response:
+                _set_response(msg, head)  # "100 Continue" (RFC 9110 §15.2.1): go on
+                await _emit(msg, "got_informational")
+                head = None
         if head is None:
             sent = 0
             async for chunk in body.chunks():

@@ -176,16 +176,14 @@ class HTTP1Connection:
             return event
         raise ParsingError(f"reading response headers from {self.label}: unexpected {event!r}")
 
-    async def wait_continue(self) -> h11.Response | None:
-        """After ``Expect: 100-continue``: wait for the 100 or a short delay.
+    async def wait_continue(self) -> h11.Response | h11.InformationalResponse | None:
+        """After ``Expect: 100-continue``: wait for a response head or a short delay.
 
-        Returns the final response if the server answered without a 100 (the
-        body must then not be sent), else None.
+        Returns the head that arrived (a 1xx: send the body; a final response:
+        don't), or None when the delay passed first (send the body anyway).
         """
         with anyio.move_on_after(EXPECT_CONTINUE_DELAY):
-            head = await self.receive_head()
-            if type(head) is _Response:
-                return head
+            return await self.receive_head()
         return None
 
     # -- state ---------------------------------------------------------------

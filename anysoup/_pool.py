@@ -194,12 +194,12 @@ class Pool:
         for record in list(self.state.records()):
             assert isinstance(record, Connection)
             record.close("session closed")
-        self.state.close_all(NetworkError("the session is closed"))
+        self.state.close_all(lambda: NetworkError("the session is closed"))
         self._task_group = None
 
     def abort(self) -> None:
         """Fail waiting requests, interrupt lent connections and close idle ones."""
-        for record in self.state.abort(RequestCancelled("the session was aborted")):
+        for record in self.state.abort(lambda: RequestCancelled("the session was aborted")):
             assert isinstance(record, Connection)
             record.close("abort")
 

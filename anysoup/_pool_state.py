@@ -325,16 +325,19 @@ class PoolState:
                 self._close(record)
         self._process()
 
-    def close_all(self, error: BaseException) -> None:
-        """Close every connection and fail every waiter with ``error``; refuse new ones."""
+    def close_all(self, error: Callable[[], BaseException]) -> None:
+        """Close every connection and fail every waiter with ``error()``; refuse new ones."""
         self.closing = True
         self.abort(error)
         for host in list(self._hosts.values()):
             for record in list(host.connecting):
                 self._close(record)
 
-    def abort(self, error: BaseException) -> list[ConnectionRecord]:
-        """Fail every waiter and close idle and lent connections; return the lent ones."""
+    def abort(self, error: Callable[[], BaseException]) -> list[ConnectionRecord]:
+        """Fail every waiter with ``error()`` and close idle and lent connections.
+
+        Returns the lent connections (their tasks are told why they closed).
+        """
         waiters, self._waiters = self._waiters, []
         for host in self._hosts.values():
             for record in host.connecting:
@@ -343,7 +346,7 @@ class PoolState:
                     record.owner = None
         for waiter in waiters:
             waiter.connecting = None
-            waiter.error = error
+            waiter.error = error()  # one exception object per waiting task
             waiter.done = True
             waiter.notify()
         lent = list(self.in_use)

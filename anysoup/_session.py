@@ -636,6 +636,104 @@ class Session:
         self._user_agent = value
         self._user_agent_header = user_agent_header(value, __version__)
 
+    # -- libsoup's accessors: get_x()/set_x() for every property -----------------
+
+    def get_accept_language(self) -> str | None:
+        """Alias of :attr:`accept_language`."""
+        return self.accept_language
+
+    def set_accept_language(self, value: str | None) -> None:
+        """Set :attr:`accept_language`."""
+        self.accept_language = value
+
+    def get_accept_language_auto(self) -> bool:
+        """Alias of :attr:`accept_language_auto`."""
+        return self.accept_language_auto
+
+    def set_accept_language_auto(self, value: bool) -> None:
+        """Set :attr:`accept_language_auto`."""
+        self.accept_language_auto = value
+
+    def get_idle_timeout(self) -> float:
+        """Alias of :attr:`idle_timeout`."""
+        return self.idle_timeout
+
+    def set_idle_timeout(self, value: float) -> None:
+        """Set :attr:`idle_timeout`."""
+        self.idle_timeout = value
+
+    def get_local_address(self) -> tuple[str, int] | None:
+        """Alias of :attr:`local_address`."""
+        return self.local_address
+
+    def set_local_address(self, value: tuple[str, int] | None) -> None:
+        """Set :attr:`local_address`."""
+        self.local_address = value
+
+    def get_max_conns(self) -> int:
+        """Alias of :attr:`max_conns`."""
+        return self.max_conns
+
+    def set_max_conns(self, value: int) -> None:
+        """Set :attr:`max_conns`."""
+        self.max_conns = value
+
+    def get_max_conns_per_host(self) -> int:
+        """Alias of :attr:`max_conns_per_host`."""
+        return self.max_conns_per_host
+
+    def set_max_conns_per_host(self, value: int) -> None:
+        """Set :attr:`max_conns_per_host`."""
+        self.max_conns_per_host = value
+
+    def get_proxy_resolver(self) -> Any:
+        """Alias of :attr:`proxy_resolver`."""
+        return self.proxy_resolver
+
+    def set_proxy_resolver(self, value: Any) -> None:
+        """Set :attr:`proxy_resolver`."""
+        self.proxy_resolver = value
+
+    def get_remote_connectable(self) -> RemoteAddress | None:
+        """Alias of :attr:`remote_connectable`."""
+        return self.remote_connectable
+
+    def set_remote_connectable(self, value: RemoteAddress | None) -> None:
+        """Set :attr:`remote_connectable`."""
+        self.remote_connectable = value
+
+    def get_timeout(self) -> float:
+        """Alias of :attr:`timeout`."""
+        return self.timeout
+
+    def set_timeout(self, value: float) -> None:
+        """Set :attr:`timeout`."""
+        self.timeout = value
+
+    def get_tls_database(self) -> TlsDatabase | None:
+        """Alias of :attr:`tls_database`."""
+        return self.tls_database
+
+    def set_tls_database(self, value: TlsDatabase | None) -> None:
+        """Set :attr:`tls_database`."""
+        self.tls_database = value
+
+    def get_tls_interaction(self) -> Any:
+        """Alias of :attr:`tls_interaction`."""
+        return self.tls_interaction
+
+    def set_tls_interaction(self, value: Any) -> None:
+        """Set :attr:`tls_interaction`."""
+        self.tls_interaction = value
+
+    def get_user_agent(self) -> str | None:
+        """Alias of :attr:`user_agent`."""
+        return self.user_agent
+
+    def set_user_agent(self, value: str | None) -> None:
+        """Set :attr:`user_agent`."""
+        self.user_agent = value
+
     # -- libsoup aliases -----------------------------------------------------------
 
     def get_async_result_message(self, error: BaseException) -> Message | None:
@@ -657,24 +755,3 @@ def _seconds(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise ValueError(f"{name}: {value!r} is not a number of seconds >= 0")
     return float(value)
-
-
-def _make_aliases() -> None:
-    """``get_x()``/``set_x()`` for every property: libsoup's accessor names."""
-    for name in Session._PROPERTIES:
-
-        def getter(self: Session, _name: str = name) -> Any:
-            return getattr(self, _name)
-
-        def setter(self: Session, value: Any, _name: str = name) -> None:
-            setattr(self, _name, value)
-
-        getter.__name__ = getter.__qualname__ = f"get_{name}"
-        getter.__doc__ = f"Alias of :attr:`{name}`."
-        setter.__name__ = setter.__qualname__ = f"set_{name}"
-        setter.__doc__ = f"Set :attr:`{name}`."
-        setattr(Session, f"get_{name}", getter)
-        setattr(Session, f"set_{name}", setter)
-
-
-_make_aliases()
