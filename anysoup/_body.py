@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
 from typing import Protocol
 
 import anyio
@@ -64,7 +64,7 @@ class RequestBody:
         """Whether the body can be sent again (it is bytes)."""
         return self.data is not None
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         """Yield the body's pieces; a stream body can be iterated only once."""
         if self.data is not None:
             if self.data:

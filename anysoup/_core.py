@@ -11,6 +11,7 @@ response is sent once more on a new connection when that is safe
 from __future__ import annotations
 
 import time
+from contextlib import aclosing
 from typing import TYPE_CHECKING
 
 import anyio
@@ -131,6 +132,9 @@ async def _exchange(
     if signal is not None:
         await signal.emit()
     msg.remote_address = conn.peer
+    if conn.tls_version is not None:
+        msg.tls_protocol_version = conn.tls_version
+        msg.tls_ciphersuite_name = conn.tls_cipher
     target = "*" if msg._options_ping else request_target(msg.uri)
     if metrics is not None:
         metrics.request_start = time.monotonic()
@@ -157,11 +161,14 @@ async def _exchange(
                 head = None
         if head is None:
             sent = 0
-            async for chunk in body.chunks():
-                if chunk:
-                    await http.write(http.body_data(chunk), "writing request body")
-                    sent += len(chunk)
-                    await _emit(msg, "wrote_body_data", chunk)
+            # aclosing: a cancelled or failed write must close the generator (and
+            # the caller's body source) now, not leave it to garbage collection.
+            async with aclosing(body.chunks()) as chunks:
+                async for chunk in chunks:
+                    if chunk:
+                        await http.write(http.body_data(chunk), "writing request body")
+                        sent += len(chunk)
+                        await _emit(msg, "wrote_body_data", chunk)
             await http.write(http.end_of_body(), "writing request body")
             if metrics is not None:
                 metrics.request_body_size = sent

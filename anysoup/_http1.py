@@ -150,6 +150,13 @@ class HTTP1Connection:
                 await self._fill("reading response headers")
                 continue
             if type(event) is _Response or type(event) is _InformationalResponse:
+                # h11 bounds only an *incomplete* head: one that completes in
+                # the read that crosses the cap would get through.
+                if _head_size(event) > MAX_HEADER_BLOCK:
+                    raise ParsingError(
+                        f"reading response headers from {self.label}: the header block is "
+                        f"larger than {MAX_HEADER_BLOCK // 1024} KiB"
+                    )
                 return event
             raise ParsingError(f"reading response headers from {self.label}: unexpected {event!r}")
 
@@ -237,6 +244,11 @@ class HTTP1Connection:
             return IncompleteBody(f"{where}: {text}")
         if "ConnectionClosed" in text or not self.received_any:
             return NetworkError(f"{where}: the server closed the connection without a response")
+        if text == "peer unexpectedly closed connection" and _http_prefix(
+            self._h11.trailing_data[0]
+        ):
+            # Closed in the middle of a well-begun head: cut short, not malformed.
+            return NetworkError(f"{where}: the server closed the connection mid-headers")
         if "Transfer-Encoding" in text:
             return EncodingError(f"{where}: {text}")
         return ParsingError(f"{where}: malformed response: {text}")
@@ -246,6 +258,20 @@ class HTTP1Connection:
             f"<HTTP1Connection {self.label} ours={self._h11.our_state} "
             f"theirs={self._h11.their_state}>"
         )
+
+
+def _head_size(head: h11.Response | h11.InformationalResponse) -> int:
+    """The size of a response head on the wire (a lower bound: h11 strips spaces)."""
+    size = 17 + len(head.reason)  # "HTTP/1.1 200 " + reason + CRLF + final CRLF
+    for name, value in head.headers.raw_items():
+        size += len(name) + len(value) + 4
+    return size
+
+
+def _http_prefix(data: bytes) -> bool:
+    """Whether ``data`` begins like an HTTP response (a head cut short, not garbage)."""
+    start = data.lstrip(b"\r\n")[:5]
+    return bool(start) and b"HTTP/".startswith(start)
 
 
 def _describe(exc: BaseException) -> str:

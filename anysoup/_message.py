@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
     from ._connect import RemoteAddress
 
 __all__ = ["Message", "MessageMetrics"]
+
+#: An already encoded query (RFC 3986 §3.4, with well-formed percent-escapes).
+_QUERY_RE = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
 
 
 @dataclass
@@ -227,7 +231,14 @@ class Message:
         """A form submission: ``GET``/``HEAD`` put the form in the query, others in the body."""
         if method in ("GET", "HEAD"):
             url = parse_uri(uri)
-            return cls(method, url.with_query(encoded_form) if encoded_form else url)
+            if encoded_form:
+                # The form is already encoded: keep it as it is (yarl's with_query
+                # would encode its "%" a second time). Anything not allowed in a
+                # query is still percent-encoded by yarl.
+                fragment = f"#{url.raw_fragment}" if url.raw_fragment else ""
+                raw = f"{url.with_query(None).with_fragment(None)}?{encoded_form}{fragment}"
+                url = URL(raw, encoded=_QUERY_RE.fullmatch(encoded_form) is not None)
+            return cls(method, url)
         msg = cls(method, uri)
         msg.set_request_body_from_bytes(
             "application/x-www-form-urlencoded", encoded_form.encode("ascii")

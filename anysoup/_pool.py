@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, TaskGroup
+from anyio.streams.tls import TLSAttribute
 
 from ._connect import ConnectLog, ConnectPlan, RemoteAddress, Resolver, open_stream, resolve
 from ._exceptions import Error, NetworkError, RequestCancelled, TimeoutError
@@ -48,6 +49,8 @@ class Connection(ConnectionRecord):
         "peer",
         "plan",
         "stream",
+        "tls_cipher",
+        "tls_version",
     )
 
     def __init__(self, key: Hashable, plan: ConnectPlan, pool: Pool) -> None:
@@ -66,6 +69,9 @@ class Connection(ConnectionRecord):
         self.http: HTTP1Connection | None = None
         #: The peer's address once connected.
         self.peer: RemoteAddress | None = None
+        #: The negotiated TLS version and cipher suite (https only).
+        self.tls_version: str | None = None
+        self.tls_cipher: str | None = None
         #: Network events and times of the connect, for the first message.
         self.log: ConnectLog | None = ConnectLog()
 
@@ -112,6 +118,10 @@ class Connection(ConnectionRecord):
             raise TimeoutError(f"connect to {label} timed out after {timeout:g} s") from exc
         self.http = HTTP1Connection(self.stream, self, label)
         self.http.timeout = timeout
+        if self.plan.ssl_context is not None:
+            self.tls_version = self.stream.extra(TLSAttribute.tls_version, None)
+            cipher = self.stream.extra(TLSAttribute.cipher, None)
+            self.tls_cipher = cipher[0] if cipher else None
 
     def is_alive(self) -> bool:
         """Whether an idle connection's socket is still open and quiet."""

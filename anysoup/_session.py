@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Hashable, Iterable
+from collections.abc import Generator, Hashable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -72,7 +72,7 @@ class SendContext:
         self._cancellable = cancellable
         self._stream: InputStream | None = None
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, InputStream]:
         return self._session._send(self._msg, self._cancellable).__await__()
 
     async def __aenter__(self) -> InputStream:
@@ -198,6 +198,8 @@ class Session:
         self._proxy_resolver = proxy_resolver
         self._tls_interaction = tls_interaction
         self._tls_database: TlsDatabase | None = None
+        # tls_database=None: one authority-less database, so every certificate fails.
+        self._no_database = TlsDatabase._empty()
         self.tls_database = tls_database
         self.accept_language_auto = accept_language_auto
         for feature in features:
@@ -406,7 +408,7 @@ class Session:
         cached = self._plans.get((scheme, host, port))
         if cached is not None:
             return cached
-        database = self._tls_database or TlsDatabase._empty()
+        database = self._tls_database or self._no_database
         plan = ConnectPlan(
             host=host,
             port=port,
@@ -414,7 +416,9 @@ class Session:
             remote=self._remote_connectable,
             local_host=self._local_address[0] if self._local_address else None,
         )
-        key = (scheme, host, port, id(database), plan.remote, plan.local_host)
+        # The database itself (hashed by identity), not its id(): the key keeps it
+        # alive, so a later database can't reuse the number and share connections.
+        key = (scheme, host, port, database, plan.remote, plan.local_host)
         self._plans[(scheme, host, port)] = (key, plan)
         return key, plan
 

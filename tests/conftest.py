@@ -34,10 +34,15 @@ def pytest_pycollect_makeitem(
     """Mark every ``async def`` test with ``anyio`` so modules need no markers.
 
     This must happen before anyio's own (tryfirst) hook looks for the marker
-    to add the ``anyio_backend`` fixture; a wrapper always runs first.
+    to add the ``anyio_backend`` fixture; a wrapper always runs first. Tests
+    marked ``trio`` are left to pytest-trio.
     """
-    if collector.istestfunction(obj, name) and inspect.iscoroutinefunction(obj):
-        pytest.mark.anyio(obj)
+    if collector.istestfunction(obj, name):
+        func = obj.hypothesis.inner_test if hasattr(obj, "hypothesis") else obj
+        own_marks = {mark.name for mark in getattr(obj, "pytestmark", ())}
+        trio_only = "trio" in own_marks or collector.get_closest_marker("trio") is not None
+        if inspect.iscoroutinefunction(func) and not trio_only:
+            pytest.mark.anyio(obj)
     return (yield)
 
 

@@ -1,0 +1,662 @@
+"""Cancellation at every checkpoint of a request, and DESIGN §4 invariants 1 and 2.
+
+Each scenario below cancels one request at one checkpoint (queue, DNS,
+connect, TLS handshake, writing headers, writing the body, waiting for the
+headers, reading the body, closing the body) with an anyio cancel scope, then
+the shared check asserts the pool's counters are consistent and that the next
+request to a good server succeeds. The sweep runs every scenario in a fresh
+session; the invariant 2 test runs them all, one after the other, in one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import anyio
+import pytest
+from servers import (
+    ReceivedRequest,
+    Server,
+    ServerConnection,
+    hanging_listener,
+    serve_http,
+    serve_raw,
+)
+
+import anysoup
+from anysoup import Message, PoolStatistics, Session
+
+#: The session's I/O stall timeout: ends a background connect or handshake quickly.
+STALL_TIMEOUT = 0.5
+#: What the misbehaving server sends of its ``/half`` body, of ``FULL`` announced.
+HALF = 500
+FULL = 1000
+#: Large enough that writing it blocks on a server that doesn't read.
+LARGE_BODY = 32 << 20
+
+LeakCheck = Callable[[Session], Awaitable[None]]
+
+
+# -- servers -------------------------------------------------------------------
+
+
+async def hello(conn: ServerConnection, req: ReceivedRequest) -> None:
+    """The good server: ``hello <target>``."""
+    await conn.respond(200, [("Content-Type", "text/plain")], b"hello " + req.target.encode())
+
+
+class Misbehaving:
+    """A raw server that counts what it sees and then stalls.
+
+    After the request head it answers ``/half`` with a 200 announcing ``FULL``
+    bytes and sends ``HALF`` of them; any other target gets nothing (the body
+    is never read either). A TLS client gets no answer to its handshake.
+    """
+
+    def __init__(self) -> None:
+        self.url = ""
+        #: Connections accepted.
+        self.accepts = 0
+        #: Request heads received.
+        self.heads = 0
+        self._changed = anyio.Event()
+
+    async def handle(self, conn: ServerConnection) -> None:
+        self.accepts += 1
+        self._bump()
+        head = await conn.stream.receive_until(b"\r\n\r\n", 65536)
+        self.heads += 1
+        self._bump()
+        if head.split(b" ", 2)[1] == b"/half":
+            await conn.send_raw(
+                b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % FULL + b"h" * HALF
+            )
+        await anyio.sleep_forever()
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        with anyio.fail_after(2):
+            while not predicate():
+                await self._changed.wait()
+
+    def _bump(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+
+class BlockingResolver:
+    """A resolver that blocks until released, then answers 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.called = anyio.Event()
+        self.release = anyio.Event()
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.called.set()
+        await self.release.wait()
+        return ["127.0.0.1"]
+
+
+@dataclass
+class Env:
+    """What a scenario works with."""
+
+    session: Session
+    good: Server
+    bad: Misbehaving
+    hang: tuple[str, int]
+    unqueued: list[Message] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def scenario_servers() -> AsyncIterator[tuple[Server, Misbehaving, tuple[str, int]]]:
+    """The good server, the misbehaving one and a hanging listener."""
+    bad = Misbehaving()
+    async with (
+        serve_http(hello) as good,
+        serve_raw(bad.handle) as raw,
+        hanging_listener() as hang,
+    ):
+        bad.url = raw.url
+        yield good, bad, hang
+
+
+@asynccontextmanager
+async def session_env(
+    good: Server, bad: Misbehaving, hang: tuple[str, int], **settings: object
+) -> AsyncIterator[Env]:
+    async with Session(**settings) as session:  # type: ignore[arg-type]
+        env = Env(session, good, bad, hang)
+        session.request_unqueued.connect(lambda _session, msg: env.unqueued.append(msg))
+        yield env
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+async def until(predicate: Callable[[], bool], seconds: float = 2) -> None:
+    """Wait (polling) until ``predicate()`` holds; fail after ``seconds``."""
+    with anyio.fail_after(seconds):
+        # The pool's counters have no change notification: poll them.
+        while not predicate():  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+
+
+@asynccontextmanager
+async def cancelled_when(
+    trigger: Callable[[], Awaitable[object]],
+) -> AsyncIterator[anyio.CancelScope]:
+    """A cancel scope that another task cancels as soon as ``trigger()`` returns."""
+    scope = anyio.CancelScope()
+
+    async def fire() -> None:
+        await trigger()
+        scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(fire)
+        try:
+            with scope:
+                yield scope
+        finally:
+            # After the scope's exit, so it still catches its own cancellation.
+            tg.cancel_scope.cancel()
+
+
+def after(first: Callable[[], Awaitable[object]], delay: float) -> Callable[[], Awaitable[None]]:
+    """A trigger: ``first()``, then ``delay`` seconds more (to be surely blocked)."""
+
+    async def trigger() -> None:
+        await first()
+        await anyio.sleep(delay)
+
+    return trigger
+
+
+def sleep_for(delay: float) -> Callable[[], Awaitable[None]]:
+    return lambda: anyio.sleep(delay)
+
+
+def assert_consistent(stats: PoolStatistics) -> None:
+    assert stats.connections == stats.connecting + stats.idle + stats.in_use, stats
+    assert min(stats.connections, stats.connecting, stats.idle, stats.in_use, stats.waiting) >= 0
+
+
+async def settle(session: Session) -> None:
+    """Wait until no connection is being made in the background."""
+    await until(lambda: session.statistics().connecting == 0)
+
+
+async def check_pool_recovers(env: Env, cancelled: Message, *, background: bool) -> None:
+    """DESIGN §4.2: counters back to zero, the message unqueued, the next request works."""
+    session = env.session
+    stats = session.statistics()
+    assert stats.in_use == 0, stats
+    assert stats.waiting == 0, stats
+    assert_consistent(stats)
+    if background:
+        # Only a connect phase may leave its connection finishing on its own.
+        assert stats.connecting <= 1, stats
+    else:
+        assert stats.connecting == 0, stats
+    await settle(session)
+    stats = session.statistics()
+    assert (stats.connecting, stats.in_use, stats.waiting) == (0, 0, 0), stats
+    assert stats.connections == stats.idle, stats
+    assert env.unqueued.count(cancelled) == 1, "request_unqueued must fire exactly once"
+
+    msg = Message("GET", env.good.url_for("/next"))
+    assert await session.send_and_read(msg) == b"hello /next"
+    assert msg.status == 200
+    stats = session.statistics()
+    assert (stats.connecting, stats.in_use, stats.waiting) == (0, 0, 0), stats
+    assert stats.connections == stats.idle >= 1, stats
+
+
+# -- one scenario per checkpoint ------------------------------------------------
+#
+# Each returns the cancelled message. The session may be limited to one
+# connection in all (the sweep) or one per host (the invariant 2 test).
+
+
+async def at_queue(env: Env) -> Message:
+    """Waiting in the queue while another request holds the only connection."""
+    session = env.session
+    holder = await session.send(Message("GET", env.good.url_for("/holder")))
+    try:
+        msg = Message("GET", env.good.url_for("/queued"))
+        waiting = after(lambda: until(lambda: session.statistics().waiting == 1), 0.02)
+        async with cancelled_when(waiting) as scope:
+            await session.send_and_read(msg)
+        assert scope.cancelled_caught
+        stats = session.statistics()
+        assert (stats.in_use, stats.waiting) == (1, 0), stats
+    finally:
+        await holder.aclose()
+    assert "/queued" not in [r.target for r in env.good.requests]
+    return msg
+
+
+async def at_dns(env: Env) -> Message:
+    """Cancelled while the host name lookup blocks (it goes on in the connection task)."""
+    session = env.session
+    resolver = BlockingResolver()
+    session._pool.resolver = resolver
+    url = f"http://dns-blocked.test:{env.good.port}"
+    msg = Message("GET", url + "/dns")
+    try:
+        async with cancelled_when(resolver.called.wait) as scope:
+            await session.send_and_read(msg)
+        assert scope.cancelled_caught
+        stats = session.statistics()
+        assert (stats.connecting, stats.in_use, stats.waiting) == (1, 0, 0), stats
+    finally:
+        resolver.release.set()
+    # The lookup finishes; the connection, now owned by nobody, waits idle and
+    # carries the next request for its host.
+    await settle(session)
+    after_msg = Message("GET", url + "/after-dns")
+    assert await session.send_and_read(after_msg) == b"hello /after-dns"
+    assert "/dns" not in [r.target for r in env.good.requests]
+    return msg
+
+
+async def at_connect(env: Env) -> Message:
+    """Cancelled while the TCP connect hangs; the connect then times out by itself."""
+    session = env.session
+    host, port = env.hang
+    msg = Message("GET", f"http://{host}:{port}/connect")
+    connecting = after(lambda: until(lambda: session.statistics().connecting == 1), 0.1)
+    async with cancelled_when(connecting) as scope:
+        await session.send_and_read(msg)
+    assert scope.cancelled_caught
+    assert session.statistics().connecting == 1
+    return msg
+
+
+async def at_tls(env: Env) -> Message:
+    """Cancelled during a TLS handshake the server never answers."""
+    bad = env.bad
+    accepts = bad.accepts
+    msg = Message("GET", bad.url.replace("http://", "https://") + "/tls")
+    handshaking = after(lambda: bad.wait_for(lambda: bad.accepts > accepts), 0.1)
+    async with cancelled_when(handshaking) as scope:
+        await env.session.send_and_read(msg)
+    assert scope.cancelled_caught
+    assert env.session.statistics().connecting == 1
+    return msg
+
+
+async def at_write_headers(env: Env) -> Message:
+    """Cancelled from a ``starting`` handler: the next checkpoint is writing the head."""
+    msg = Message("GET", env.good.url_for("/starting"))
+    seen: list[str] = []
+    with anyio.CancelScope() as scope:
+        msg.starting.connect(lambda m: scope.cancel())
+        msg.wrote_headers.connect(lambda m: seen.append("wrote_headers"))
+        await env.session.send_and_read(msg)
+    assert scope.cancelled_caught
+    assert seen == []
+    return msg
+
+
+async def at_write_body_streamed(env: Env) -> Message:
+    """Cancelled from ``wrote_headers`` with a streamed (chunked) body."""
+    msg = Message("POST", env.good.url_for("/upload"), body=[b"b" * 1000] * 4)
+    seen: list[str] = []
+    with anyio.CancelScope() as scope:
+        msg.wrote_headers.connect(lambda m: scope.cancel())
+        msg.wrote_body.connect(lambda m: seen.append("wrote_body"))
+        await env.session.send_and_read(msg)
+    assert scope.cancelled_caught
+    assert seen == []
+    return msg
+
+
+async def at_write_body_blocked(env: Env) -> Message:
+    """Cancelled while a large body is blocked on a server that doesn't read."""
+    bad = env.bad
+    heads = bad.heads
+    msg = Message("POST", bad.url + "/upload", body=b"B" * LARGE_BODY)
+    seen: list[str] = []
+    # Head and bytes body go out in one write: wrote_headers comes after all of it.
+    msg.wrote_headers.connect(lambda m: seen.append("wrote_headers"))
+    writing = after(lambda: bad.wait_for(lambda: bad.heads > heads), 0.1)
+    async with cancelled_when(writing) as scope:
+        await env.session.send_and_read(msg)
+    assert scope.cancelled_caught
+    assert seen == []
+    return msg
+
+
+async def at_wait_headers_signal(env: Env) -> Message:
+    """Cancelled from ``wrote_body``: the next checkpoint is reading the head."""
+    msg = Message("GET", env.good.url_for("/wrote-body"))
+    seen: list[str] = []
+    with anyio.CancelScope() as scope:
+        msg.wrote_body.connect(lambda m: scope.cancel())
+        msg.got_headers.connect(lambda m: seen.append("got_headers"))
+        await env.session.send_and_read(msg)
+    assert scope.cancelled_caught
+    assert seen == []
+    return msg
+
+
+async def at_wait_headers_stalled(env: Env) -> Message:
+    """Cancelled while a server that read the request never answers."""
+    bad = env.bad
+    heads = bad.heads
+    msg = Message("GET", bad.url + "/stall")
+    seen: list[str] = []
+    msg.got_headers.connect(lambda m: seen.append("got_headers"))
+    waiting = after(lambda: bad.wait_for(lambda: bad.heads > heads), 0.05)
+    async with cancelled_when(waiting) as scope:
+        await env.session.send_and_read(msg)
+    assert scope.cancelled_caught
+    assert seen == []
+    return msg
+
+
+async def _half_body(env: Env) -> tuple[Message, anysoup.InputStream]:
+    msg = Message("GET", env.bad.url + "/half")
+    body = await env.session.send(msg)
+    assert msg.status == 200
+    received = b""
+    while len(received) < HALF:
+        received += await body.receive()
+    assert received == b"h" * HALF
+    return msg, body
+
+
+async def at_read_body(env: Env) -> Message:
+    """Cancelled while ``body.receive()`` waits for the rest of a stalled body."""
+    msg, body = await _half_body(env)
+    try:
+        async with cancelled_when(sleep_for(0.1)) as scope:
+            await body.receive()
+        assert scope.cancelled_caught
+        # The interrupted stream gave its connection up at once, not at close.
+        assert env.session.statistics().in_use == 0
+    finally:
+        await body.aclose()
+    return msg
+
+
+async def at_close(env: Env) -> Message:
+    """Cancelled while ``aclose()`` drains the rest of a stalled body."""
+    msg, body = await _half_body(env)
+    async with cancelled_when(sleep_for(0.1)) as scope:
+        await body.aclose()  # would drain for up to half a second
+    assert scope.cancelled_caught
+    assert env.session.statistics().in_use == 0
+    with pytest.raises(anyio.ClosedResourceError):
+        await body.receive()
+    await body.aclose()  # closing again is a no-op
+    return msg
+
+
+#: name -> (scenario, whether a connection may still be connecting right after)
+CHECKPOINTS: dict[str, tuple[Callable[[Env], Awaitable[Message]], bool]] = {
+    "queue": (at_queue, False),
+    "dns": (at_dns, True),
+    "connect": (at_connect, True),
+    "tls-handshake": (at_tls, True),
+    "write-headers": (at_write_headers, False),
+    "write-body-streamed": (at_write_body_streamed, False),
+    "write-body-blocked": (at_write_body_blocked, False),
+    "wait-headers-signal": (at_wait_headers_signal, False),
+    "wait-headers-stalled": (at_wait_headers_stalled, False),
+    "read-body": (at_read_body, False),
+    "close-draining": (at_close, False),
+}
+
+
+@pytest.mark.parametrize("checkpoint", list(CHECKPOINTS))
+async def test_cancel_at_checkpoint(checkpoint: str, leak_check: LeakCheck) -> None:
+    scenario, background = CHECKPOINTS[checkpoint]
+    async with scenario_servers() as (good, bad, hang):
+        async with session_env(good, bad, hang, max_conns=1, timeout=STALL_TIMEOUT) as env:
+            cancelled = await scenario(env)
+            await check_pool_recovers(env, cancelled, background=background)
+        await leak_check(env.session)
+
+
+# -- DESIGN §4 invariants -------------------------------------------------------
+
+
+async def test_invariant_2_cancel_at_every_checkpoint_keeps_the_pool_consistent(
+    leak_check: LeakCheck,
+) -> None:
+    """DESIGN §4.2: every checkpoint in turn, in one session that stays usable."""
+    async with scenario_servers() as (good, bad, hang):
+        async with session_env(
+            good, bad, hang, max_conns_per_host=1, timeout=STALL_TIMEOUT
+        ) as env:
+            for scenario, background in CHECKPOINTS.values():
+                cancelled = await scenario(env)
+                await check_pool_recovers(env, cancelled, background=background)
+            stats = env.session.statistics()
+            # What is left: one idle connection to the good server, one to the
+            # host whose lookup was cancelled (it carried a request since).
+            assert stats == PoolStatistics(2, 0, 2, 0, 0), stats
+        await leak_check(env.session)
+
+
+async def test_invariant_1_no_socket_or_task_left_after_the_session_block(
+    leak_check: LeakCheck,
+) -> None:
+    """DESIGN §4.1: leaving the block closes connections in every state.
+
+    At the end of the block the pool holds an idle connection, one lent to a
+    body the test keeps open, one lent to a task blocked reading its body, one
+    still connecting for a waiting request, and a request waiting in the queue.
+    """
+    errors: dict[str, BaseException] = {}
+
+    async def expect_error(name: str, call: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await call()
+        except anysoup.Error as exc:
+            errors[name] = exc
+
+    async with scenario_servers() as (good, bad, hang):
+        async with (
+            anyio.create_task_group() as tg,
+            Session(max_conns_per_host=2, timeout=5) as session,
+        ):
+            assert await session.send_and_read(Message("GET", good.url_for("/"))) == b"hello /"
+            kept = await session.send(Message("GET", bad.url + "/half"))
+
+            reading = anyio.Event()
+
+            async def read_to_end() -> None:
+                async with session.send(Message("GET", bad.url + "/half")) as body:
+                    await body.receive()
+                    reading.set()
+                    await body.read()
+
+            tg.start_soon(expect_error, "reader", read_to_end)
+            await reading.wait()
+            host, port = hang
+            tg.start_soon(
+                expect_error,
+                "connecting",
+                lambda: session.send_and_read(Message("GET", f"http://{host}:{port}/")),
+            )
+            await until(lambda: session.statistics().connecting == 1)
+            tg.start_soon(
+                expect_error,
+                "queued",
+                lambda: session.send_and_read(Message("GET", bad.url + "/queued")),
+            )
+            await until(lambda: session.statistics().waiting == 1)
+            await anyio.sleep(0.05)  # the reader is blocked in receive()
+            assert session.statistics() == PoolStatistics(4, 1, 1, 2, 1)
+        # Every pending call failed with an anysoup error, none hung.
+        assert sorted(errors) == ["connecting", "queued", "reader"], errors
+        await leak_check(session)
+        # The kept body's connection was closed under it: closing it is harmless.
+        await kept.aclose()
+
+
+# -- Cancellable and abort() ---------------------------------------------------
+
+
+async def test_cancellable_cancelled_from_another_task_raises_request_cancelled(
+    leak_check: LeakCheck,
+) -> None:
+    async with scenario_servers() as (good, bad, hang):
+        async with session_env(good, bad, hang, timeout=5) as env:
+            cancellable = anysoup.Cancellable()
+            msg = Message("GET", bad.url + "/stall")
+            heads = bad.heads
+
+            async def cancel_when_sent() -> None:
+                await bad.wait_for(lambda: bad.heads > heads)
+                await anyio.sleep(0.02)
+                cancellable.cancel()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(cancel_when_sent)
+                with pytest.raises(anysoup.RequestCancelled) as info:
+                    await env.session.send_and_read(msg, cancellable=cancellable)
+            assert info.value.message is msg
+            assert cancellable.is_cancelled()
+            await check_pool_recovers(env, msg, background=False)
+        await leak_check(env.session)
+
+
+async def test_cancellable_cancelled_while_queued_raises_request_cancelled(
+    leak_check: LeakCheck,
+) -> None:
+    async with scenario_servers() as (good, bad, hang):
+        async with session_env(good, bad, hang, max_conns=1, timeout=5) as env:
+            session = env.session
+            cancellable = anysoup.Cancellable()
+            msg = Message("GET", good.url_for("/queued"))
+            async with session.send(Message("GET", good.url_for("/holder"))):
+
+                async def cancel_when_queued() -> None:
+                    await until(lambda: session.statistics().waiting == 1)
+                    cancellable.cancel()
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(cancel_when_queued)
+                    with pytest.raises(anysoup.RequestCancelled):
+                        await session.send_and_read(msg, cancellable=cancellable)
+            await check_pool_recovers(env, msg, background=False)
+        await leak_check(session)
+
+
+async def test_already_cancelled_cancellable_raises_at_once(leak_check: LeakCheck) -> None:
+    async with serve_http(hello) as good:
+        async with Session() as session:
+            cancellable = anysoup.Cancellable()
+            cancellable.cancel()
+            msg = Message("GET", good.url_for("/never"))
+            with pytest.raises(anysoup.RequestCancelled) as info:
+                await session.send_and_read(msg, cancellable=cancellable)
+            assert info.value.message is msg
+            assert session.statistics() == PoolStatistics(0, 0, 0, 0, 0)
+            await anyio.sleep(0.05)
+            assert good.connections == 0
+            # The message is not left queued: once reset, it goes out normally.
+            cancellable.reset()
+            assert await session.send_and_read(msg, cancellable=cancellable) == b"hello /never"
+        await leak_check(session)
+
+
+async def test_abort_cancels_a_queued_request_and_a_body_read(leak_check: LeakCheck) -> None:
+    async with scenario_servers() as (good, bad, hang):
+        async with session_env(good, bad, hang, max_conns=1, timeout=5) as env:
+            session = env.session
+            errors: dict[str, BaseException] = {}
+            reading = anyio.Event()
+            reader_msg = Message("GET", bad.url + "/half")
+            queued_msg = Message("GET", good.url_for("/queued"))
+
+            async def read_body() -> None:
+                async with session.send(reader_msg) as body:
+                    received = b""
+                    while len(received) < HALF:
+                        received += await body.receive()
+                    reading.set()
+                    try:
+                        await body.receive()
+                    except anysoup.Error as exc:
+                        errors["reader"] = exc
+
+            async def wait_in_queue() -> None:
+                try:
+                    await session.send_and_read(queued_msg)
+                except anysoup.Error as exc:
+                    errors["queued"] = exc
+
+            with anyio.fail_after(2):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(read_body)
+                    await reading.wait()
+                    tg.start_soon(wait_in_queue)
+                    await until(lambda: session.statistics().waiting == 1)
+                    await anyio.sleep(0.05)  # the reader is blocked in receive()
+                    session.abort()
+            assert isinstance(errors.get("reader"), anysoup.RequestCancelled), errors
+            assert isinstance(errors.get("queued"), anysoup.RequestCancelled), errors
+            assert errors["reader"].message is reader_msg
+            assert errors["queued"].message is queued_msg
+            assert "/queued" not in [r.target for r in good.requests]
+            assert env.unqueued.count(reader_msg) == 1
+            await check_pool_recovers(env, queued_msg, background=False)
+        await leak_check(session)
+
+
+# -- httpx#1171 ----------------------------------------------------------------
+
+
+async def test_httpx_1171_cancelled_requests_give_their_slots_back(
+    leak_check: LeakCheck,
+) -> None:
+    """Cancelled requests (lent and queued) must not keep counting against max_conns."""
+
+    async def delayed(conn: ServerConnection, req: ReceivedRequest) -> None:
+        if req.target == "/slow":
+            await anyio.sleep(30)  # cut short when the server closes
+        await conn.respond(200, body=req.target.encode())
+
+    async with serve_http(delayed) as server:
+        async with Session(max_conns=2, timeout=5) as session:
+            async with anyio.create_task_group() as tg:
+                for _ in range(5):
+                    tg.start_soon(session.send_and_read, Message("GET", server.url_for("/slow")))
+                await until(
+                    lambda: len(server.requests) == 2 and session.statistics().waiting == 3
+                )
+                assert session.statistics() == PoolStatistics(2, 0, 0, 2, 3)
+                tg.cancel_scope.cancel()
+            # The lent connections closed; freeing them may have started new
+            # ones for the queued requests before those saw their cancellation:
+            # such connections finish connecting on their own and wait idle.
+            stats = session.statistics()
+            assert (stats.in_use, stats.waiting) == (0, 0), stats
+            assert stats.connections == stats.connecting <= 2, stats
+            await settle(session)
+            stats = session.statistics()
+            assert stats.connections == stats.idle <= 2, stats
+
+            bodies: list[bytes] = []
+
+            async def fetch(i: int) -> None:
+                bodies.append(await session.send_and_read(Message("GET", server.url_for(f"/{i}"))))
+
+            with anyio.fail_after(10):
+                for batch in range(20):
+                    async with anyio.create_task_group() as tg:
+                        for i in range(batch * 5, batch * 5 + 5):
+                            tg.start_soon(fetch, i)
+            assert sorted(bodies) == sorted(f"/{i}".encode() for i in range(100))
+            stats = session.statistics()
+            assert (stats.connecting, stats.in_use, stats.waiting) == (0, 0, 0), stats
+            assert 1 <= stats.connections == stats.idle <= 2, stats
+            assert len(server.requests) == 102
+        await leak_check(session)
