@@ -116,7 +116,7 @@ class InputStream(ByteReceiveStream):
     open and garbage-collected gives a :class:`ResourceWarning`.
     """
 
-    __slots__ = ("_buffer", "_closed", "_eof", "_on_done", "_source")
+    __slots__ = ("_buffer", "_closed", "_eof", "_on_discard", "_on_done", "_source")
 
     def __init__(self, source: BodySource) -> None:
         self._source: BodySource | None = source
@@ -124,6 +124,7 @@ class InputStream(ByteReceiveStream):
         self._eof = False
         self._closed = False
         self._on_done: list[Callable[[], Awaitable[None]]] = []
+        self._on_discard: list[Callable[[], None]] = []
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """Return the next piece of the body, at most ``max_bytes`` long.
@@ -184,14 +185,25 @@ class InputStream(ByteReceiveStream):
         self._buffer = b""
         await self._done(drain=not self._eof)
 
-    def add_done_callback(self, callback: Callable[[], Awaitable[None]]) -> None:
-        """Run ``callback`` once when the body ends or the stream is closed."""
+    def add_done_callback(
+        self,
+        callback: Callable[[], Awaitable[None]],
+        on_discard: Callable[[], None] | None = None,
+    ) -> None:
+        """Run ``callback`` once when the body ends or the stream is closed.
+
+        ``on_discard`` runs instead, synchronously, if the stream is
+        garbage-collected without being closed.
+        """
         self._on_done.append(callback)
+        if on_discard is not None:
+            self._on_discard.append(on_discard)
 
     async def _done(self, *, drain: bool) -> None:
         source, self._source = self._source, None
         if source is None:
             return
+        self._on_discard = []
         try:
             await source.close(drain=drain)
         finally:
@@ -204,6 +216,9 @@ class InputStream(ByteReceiveStream):
         if source is not None:
             self._source = None
             source.discard()
+            discarded, self._on_discard = self._on_discard, []
+            for on_discard in discarded:
+                on_discard()
             warnings.warn(
                 f"{self!r} was never closed; close response bodies or use 'async with'",
                 ResourceWarning,

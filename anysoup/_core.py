@@ -74,6 +74,7 @@ async def send_message(pool: Pool, msg: Message, plan_for: PlanFor) -> InputStre
     while True:
         conn = await pool.acquire(key, plan, priority=msg.priority, fresh_only=fresh_only)
         reused = conn.used
+        conn.used = True
         try:
             return await _exchange(pool, conn, msg, headers)
         except NetworkError as exc:

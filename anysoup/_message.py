@@ -230,7 +230,7 @@ class Message:
     def new_from_encoded_form(cls, method: str, uri: str | URL, encoded_form: str) -> Message:
         """A form submission: ``GET``/``HEAD`` put the form in the query, others in the body."""
         if method in ("GET", "HEAD"):
-            url = parse_uri(uri)
+            url = parse_uri(uri).with_query(None)  # the form replaces any query (libsoup)
             if encoded_form:
                 # The form is already encoded: keep it as it is (yarl's with_query
                 # would encode its "%" a second time). Anything not allowed in a
@@ -405,5 +405,5 @@ class Message:
         self.is_top_level_navigation = value
 
     def __repr__(self) -> str:
-        status = f" {self.status} {self.reason_phrase}" if self.status else ""
+        status = f" {self.status} {self.reason_phrase}".rstrip() if self.status else ""
         return f"<anysoup.Message {self.method} {str(self.uri)!r}{status}>"

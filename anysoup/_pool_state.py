@@ -70,7 +70,8 @@ class ConnectionRecord:
         self.state = ConnState.CONNECTING
         #: The waiter this connection is being made for, while CONNECTING.
         self.owner: Waiter | None = None
-        #: Whether it has carried a message (it then lives ``idle_timeout`` when idle).
+        #: Whether a message was written on it (it then lives ``idle_timeout`` when
+        #: idle); set by whoever borrows it.
         self.used = False
         #: When it last became IDLE.
         self.idle_since = 0.0
@@ -244,7 +245,6 @@ class PoolState:
         self.in_use.discard(record)
         record.io_deadline = math.inf
         if reusable and not self.closing:
-            record.used = True
             self._make_idle(record, now)
         else:
             self._close(record)

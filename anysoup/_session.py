@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import anyio
-from anyio.abc import ByteSendStream, TaskGroup, TaskStatus
+from anyio.abc import ByteSendStream, ObjectSendStream, TaskGroup, TaskStatus
 from yarl import URL
 
 from ._body import InputStream
@@ -285,7 +285,7 @@ class Session:
     async def send_and_splice(
         self,
         msg: Message,
-        out_stream: ByteSendStream | _Writable,
+        out_stream: ByteSendStream | ObjectSendStream[bytes] | _Writable,
         flags: SpliceFlags = SpliceFlags.NONE,
         *,
         cancellable: Cancellable | None = None,
@@ -293,13 +293,14 @@ class Session:
     ) -> int:
         """Send ``msg`` and copy its body to ``out_stream``; return the bytes copied.
 
-        ``out_stream`` is an anyio byte send stream or has ``async write(bytes)``.
+        ``out_stream`` is an anyio byte send stream, an anyio object send
+        stream of bytes (a memory object stream) or has ``async write(bytes)``.
         With ``SpliceFlags.CLOSE_TARGET`` it is closed at the end.
         """
         total = 0
         try:
             async with self.send(msg, cancellable=cancellable) as body:
-                if isinstance(out_stream, ByteSendStream):
+                if isinstance(out_stream, (ByteSendStream, ObjectSendStream)):
                     async for chunk in body:
                         await out_stream.send(chunk)
                         total += len(chunk)
@@ -375,7 +376,9 @@ class Session:
                 exc.message = msg
             await self._unqueue(msg)
             raise
-        stream.add_done_callback(lambda: self._unqueue(msg))
+        stream.add_done_callback(
+            lambda: self._unqueue(msg), on_discard=lambda: self._unqueue_discarded(msg)
+        )
         return stream
 
     def _prepare(self, msg: Message) -> None:
@@ -384,6 +387,20 @@ class Session:
             headers.replace("User-Agent", self._user_agent_header)
         if self._accept_language and "Accept-Language" not in headers:
             headers.append("Accept-Language", self._accept_language)
+
+    def _unqueue_discarded(self, msg: Message) -> None:
+        """Unqueue ``msg`` whose body stream was garbage-collected unclosed.
+
+        Nothing can be awaited there: plain handlers of ``request_unqueued``
+        run, coroutine handlers are skipped (:meth:`Signal.emit_sync`).
+        """
+        if not msg._queued:
+            return
+        msg._queued = False
+        self.do_request_unqueued(msg)
+        signal = active(self, "request_unqueued")
+        if signal is not None:
+            signal.emit_sync(msg)
 
     async def _unqueue(self, msg: Message) -> None:
         if not msg._queued:

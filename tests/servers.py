@@ -34,7 +34,6 @@ import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
@@ -484,13 +483,26 @@ async def serve_asgi(
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)
         config.bind = [f"fd://{os.dup(sock.fileno())}"]
-        stopping = anyio.Event()
+        stopping, stopped = anyio.Event(), anyio.Event()
+
+        async def run() -> None:
+            try:
+                await serve(app, config, shutdown_trigger=stopping.wait, mode="asgi")
+            finally:
+                stopped.set()
+
         async with anyio.create_task_group() as tg:
-            tg.start_soon(partial(serve, app, config, shutdown_trigger=stopping.wait, mode="asgi"))
+            tg.start_soon(run)
             try:
                 yield f"{scheme}://127.0.0.1:{sock.getsockname()[1]}"
             finally:
+                # Shut down gracefully even when the test failed or was
+                # cancelled: cancelling hypercorn's asyncio worker leaves its
+                # lifespan task pending ("Task was destroyed but it is pending").
                 stopping.set()
+                with anyio.move_on_after(5, shield=True):
+                    await stopped.wait()
+                tg.cancel_scope.cancel()
 
 
 async def echo_app(scope: Any, receive: Any, send: Any) -> None:
@@ -541,8 +553,18 @@ async def echo_app(scope: Any, receive: Any, send: Any) -> None:
         query = parse_qs(scope["query_string"].decode("latin-1"))
         count, size = int(query.get("n", ["10"])[0]), int(query.get("size", ["1024"])[0])
         await send({"type": "http.response.start", "status": 200, "headers": []})
-        for _ in range(count):
-            await send({"type": "http.response.body", "body": b"x" * size, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+        async with anyio.create_task_group() as tg:
+            # Hypercorn ignores sends after the client left; stop streaming then.
+            tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
+            for _ in range(count):
+                await send({"type": "http.response.body", "body": b"x" * size, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            tg.cancel_scope.cancel()
     else:
         await reply(404, b"not found", [(b"content-type", b"text/plain")])
+
+
+async def _cancel_on_disconnect(receive: Any, scope: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
