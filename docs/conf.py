@@ -6,7 +6,7 @@ import anysoup
 
 project = "anysoup"
 author = "the anysoup developers"
-copyright = "2026, the anysoup developers"  # noqa: A001 - Sphinx's name
+copyright = "2026, the anysoup developers"
 release = anysoup.__version__
 version = release
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import anysoup
 from servers import ReceivedRequest, ServerConnection, serve_http
+
+import anysoup
 
 
 async def hello(conn: ServerConnection, req: ReceivedRequest) -> None:
