@@ -103,7 +103,6 @@ def tls_cert_files(
 
 
 # --- session helpers ---
-# --- session helpers ---
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ from urllib.parse import parse_qs
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import h11
 import sniffio
 from anyio.streams.buffered import BufferedByteStream
@@ -206,6 +207,20 @@ class ServerConnection:
             self._body_read = True
         return self._request.body
 
+    async def next_request(self) -> ReceivedRequest | None:
+        """Read the next request head on this connection, for handlers that loop themselves.
+
+        Returns None when the client closed, or when the previous exchange did
+        not end cleanly with keep-alive on both sides (RFC 9112 §9.3). Safe to
+        cancel while it waits, e.g. to close a connection left idle too long.
+        """
+        states = (self._h11.our_state, self._h11.their_state)
+        if states == (h11.DONE, h11.DONE) and not self._closed:
+            self._h11.start_next_cycle()
+        elif states != (h11.IDLE, h11.IDLE) or self._closed:
+            return None
+        return await self._receive_request()
+
     # -- raw control ---------------------------------------------------------
 
     async def send_raw(self, data: bytes) -> None:
@@ -283,7 +298,7 @@ class ServerConnection:
         return self._request
 
     def _start_next_cycle(self) -> bool:
-        """Get ready for the next request if both sides finished cleanly."""
+        """Get ready for the next request if both sides finished cleanly (see next_request)."""
         if self._closed or (self._h11.our_state, self._h11.their_state) != (h11.DONE, h11.DONE):
             return False
         self._h11.start_next_cycle()
@@ -318,12 +333,10 @@ async def serve_http(
     """
 
     async def run(conn: ServerConnection) -> None:
-        while (request := await conn._receive_request()) is not None:
+        while (request := await conn.next_request()) is not None:
             if read_body:
                 await conn.read_body()
             await handler(conn, request)
-            if not conn._start_next_cycle():
-                return
 
     async with _serve(run, ssl_context, on_connect) as server:
         yield server
@@ -337,7 +350,9 @@ async def serve_raw(
 
     The connection is closed gracefully when the handler returns. Read the
     request head first (``await conn.stream.receive_until(b"\\r\\n\\r\\n",
-    65536)``) so that closing does not turn into a reset.
+    65536)``) so that closing does not turn into a reset. A handler may also
+    speak HTTP through h11 with :meth:`ServerConnection.next_request`,
+    ``read_body`` and ``respond``.
     """
     async with _serve(handler, ssl_context, None) as server:
         yield server
@@ -463,6 +478,10 @@ async def serve_asgi(
     The listening socket is created and bound here, so the port is known and
     connections are accepted (queued by the kernel) as soon as the URL is
     yielded. Hypercorn gets a duplicate of it and closes that itself.
+
+    Close clients before leaving the block: on trio, hypercorn's socket sends
+    are shielded, so a response stuck on a client that stopped reading (but
+    stays connected) would stall the shutdown until the test times out.
     """
     from hypercorn.config import Config
 
@@ -554,10 +573,12 @@ async def echo_app(scope: Any, receive: Any, send: Any) -> None:
         count, size = int(query.get("n", ["10"])[0]), int(query.get("size", ["1024"])[0])
         await send({"type": "http.response.start", "status": 200, "headers": []})
         async with anyio.create_task_group() as tg:
-            # Hypercorn ignores sends after the client left; stop streaming then.
+            # Hypercorn ignores sends after the client left, without yielding
+            # on asyncio: watch for the disconnect, checkpoint to let it in.
             tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
             for _ in range(count):
                 await send({"type": "http.response.body", "body": b"x" * size, "more_body": True})
+                await anyio.lowlevel.checkpoint()
             await send({"type": "http.response.body", "body": b""})
             tg.cancel_scope.cancel()
     else:

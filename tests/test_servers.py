@@ -185,6 +185,25 @@ async def test_connect_tunnel_keeps_pipelined_bytes() -> None:
         assert data == b"pong"
 
 
+async def test_raw_handler_closing_idle_keep_alive_connections() -> None:
+    async def handler(conn: ServerConnection) -> None:
+        while True:
+            request = None
+            with anyio.move_on_after(0.3):
+                request = await conn.next_request()
+            if request is None:
+                return  # idle too long: serve_raw closes
+            await conn.read_body()
+            await conn.respond(body=request.target.encode())
+
+    async with serve_raw(handler) as server, open_client(server.url) as client:
+        assert (await client.request("GET", "/1"))[1] == b"/1"
+        assert (await client.request("GET", "/2"))[1] == b"/2"
+        client.h11.start_next_cycle()
+        assert isinstance(await client.next_event(), h11.ConnectionClosed)
+    assert [r.target for r in server.requests] == ["/1", "/2"]
+
+
 async def test_raw_server_sends_garbage() -> None:
     async def handler(conn: ServerConnection) -> None:
         await conn.stream.receive_until(b"\r\n\r\n", 65536)
