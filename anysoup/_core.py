@@ -144,21 +144,28 @@ async def _exchange(
     head: h11.Response | h11.InformationalResponse | None = None
     if body is None or body.length == 0:
         await http.write(data + http.end_of_body(), "writing request")
-        await _emit(msg, "wrote_headers")
-        await _emit(msg, "wrote_body")
+        if msg._signals:  # no handler ever connected: skip the call
+            await _emit(msg, "wrote_headers")
+        if msg._signals:
+            await _emit(msg, "wrote_body")
     elif body.data is not None and not _expects_continue(msg):
         await http.write(data + http.body_data(body.data) + http.end_of_body(), "writing request")
-        await _emit(msg, "wrote_headers")
-        await _emit(msg, "wrote_body_data", body.data)
-        await _emit(msg, "wrote_body")
+        if msg._signals:
+            await _emit(msg, "wrote_headers")
+        if msg._signals:
+            await _emit(msg, "wrote_body_data", body.data)
+        if msg._signals:
+            await _emit(msg, "wrote_body")
     else:
         await http.write(data, "writing request headers")
-        await _emit(msg, "wrote_headers")
+        if msg._signals:
+            await _emit(msg, "wrote_headers")
         if _expects_continue(msg):
             head = await http.wait_continue()
             if head is not None and type(head) is not h11.Response:
                 _set_response(msg, head)  # "100 Continue" (RFC 9110 §15.2.1): go on
-                await _emit(msg, "got_informational")
+                if msg._signals:
+                    await _emit(msg, "got_informational")
                 head = None
         if head is None:
             sent = 0
@@ -169,11 +176,13 @@ async def _exchange(
                     if chunk:
                         await http.write(http.body_data(chunk), "writing request body")
                         sent += len(chunk)
-                        await _emit(msg, "wrote_body_data", chunk)
+                        if msg._signals:
+                            await _emit(msg, "wrote_body_data", chunk)
             await http.write(http.end_of_body(), "writing request body")
             if metrics is not None:
                 metrics.request_body_size = sent
-            await _emit(msg, "wrote_body")
+            if msg._signals:
+                await _emit(msg, "wrote_body")
     if metrics is not None:
         metrics.request_header_bytes_sent = len(data)
         if body is not None and body.length is not None:
@@ -194,9 +203,11 @@ async def _exchange(
                 "responses",
                 message=msg,
             )
-        await _emit(msg, "got_informational")
+        if msg._signals:
+            await _emit(msg, "got_informational")
         head = None
-    await _emit(msg, "got_headers")
+    if msg._signals:
+        await _emit(msg, "got_headers")
     return InputStream(_Exchange(pool, conn, msg))
 
 
@@ -273,8 +284,10 @@ class _Exchange:
                 msg.metrics.response_end = time.monotonic()
                 msg.metrics.response_body_size = self._received
                 msg.metrics.response_body_bytes_received = self._received
-            await _emit(msg, "got_body")
-            await _emit(msg, "finished")
+            if msg._signals:
+                await _emit(msg, "got_body")
+            if msg._signals:
+                await _emit(msg, "finished")
             return None
         self._received += len(chunk)
         signal = active(msg, "got_body_data")
@@ -293,7 +306,8 @@ class _Exchange:
         finally:
             self._conn = None
             self._pool.release(conn, reusable=reusable)
-        await _emit(self._msg, "finished")
+        if self._msg._signals:
+            await _emit(self._msg, "finished")
 
     async def _drain(self, conn: Connection) -> bool:
         """Read a bounded rest of the body so the connection can be reused."""

@@ -73,7 +73,7 @@ class HTTP1Connection:
         label: ``host:port``, for error messages.
     """
 
-    __slots__ = ("_h11", "_owner", "_stream", "label", "received_any", "timeout")
+    __slots__ = ("_h11", "_head_bytes", "_owner", "_stream", "label", "received_any", "timeout")
 
     def __init__(self, stream: ByteStream, owner: Connection, label: str) -> None:
         self._stream = stream
@@ -84,12 +84,15 @@ class HTTP1Connection:
         self.timeout = 0.0
         #: Whether any byte of the current response arrived (no retry after that).
         self.received_any = False
+        # Bytes read since the request started (bounds the header check's work).
+        self._head_bytes = 0
 
     # -- writing -------------------------------------------------------------
 
     def start_request(self, method: str, target: str, headers: list[tuple[str, str]]) -> bytes:
         """Start an exchange; return the request line and headers to write."""
         self.received_any = False
+        self._head_bytes = 0
         try:
             return self._h11.send(h11.Request(method=method, target=target, headers=headers))
         except h11.LocalProtocolError as exc:
@@ -134,6 +137,7 @@ class HTTP1Connection:
             owner.io_deadline = _INF
         if data:
             self.received_any = True
+            self._head_bytes += len(data)
         self._h11.receive_data(data)
 
     def _next_event(self, phase: str) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
@@ -151,8 +155,9 @@ class HTTP1Connection:
                 continue
             if type(event) is _Response or type(event) is _InformationalResponse:
                 # h11 bounds only an *incomplete* head: one that completes in
-                # the read that crosses the cap would get through.
-                if _head_size(event) > MAX_HEADER_BLOCK:
+                # the read that crosses the cap would get through. Only a head
+                # that came with that many bytes can be that large.
+                if self._head_bytes > MAX_HEADER_BLOCK and _head_size(event) > MAX_HEADER_BLOCK:
                     raise ParsingError(
                         f"reading response headers from {self.label}: the header block is "
                         f"larger than {MAX_HEADER_BLOCK // 1024} KiB"

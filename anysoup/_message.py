@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Message", "MessageMetrics"]
 
+#: A method is a token (RFC 9110 §9.1, §5.6.2).
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_COMMON_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+
 #: An already encoded query (RFC 3986 §3.4, with well-formed percent-escapes).
 _QUERY_RE = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
 
@@ -167,9 +171,9 @@ class Message:
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         body: RequestBodySource | None = None,
     ) -> None:
-        if not isinstance(method, str) or not method or not method.isascii():
-            raise ValueError(f"method: {method!r} is not an HTTP method")
-        if any(c in method for c in ' \t\r\n()<>@,;:\\"/[]?={}'):
+        if method not in _COMMON_METHODS and (
+            not isinstance(method, str) or _TOKEN_RE.fullmatch(method) is None
+        ):
             raise ValueError(f"method: {method!r} is not an HTTP method")
         #: The request method.
         self.method = method

@@ -39,6 +39,7 @@ class Connection(ConnectionRecord):
 
     __slots__ = (
         "__weakref__",
+        "_fd",
         "_pool",
         "_scope",
         "close_reason",
@@ -66,6 +67,7 @@ class Connection(ConnectionRecord):
         #: Why the pool closed it: "timeout", "abort", "session closed" or None.
         self.close_reason: str | None = None
         self.stream: ByteStream | None = None
+        self._fd = -1  # the socket's descriptor, for the liveness check
         self.http: HTTP1Connection | None = None
         #: The peer's address once connected.
         self.peer: RemoteAddress | None = None
@@ -118,6 +120,9 @@ class Connection(ConnectionRecord):
             raise TimeoutError(f"connect to {label} timed out after {timeout:g} s") from exc
         self.http = HTTP1Connection(self.stream, self, label)
         self.http.timeout = timeout
+        # Looked up once: anyio builds every extra attribute on each extra() call.
+        sock = self.stream.extra(SocketAttribute.raw_socket, None)
+        self._fd = sock.fileno() if sock is not None else -1
         if self.plan.ssl_context is not None:
             self.tls_version = self.stream.extra(TLSAttribute.tls_version, None)
             cipher = self.stream.extra(TLSAttribute.cipher, None)
@@ -127,11 +132,10 @@ class Connection(ConnectionRecord):
         """Whether an idle connection's socket is still open and quiet."""
         if self.closed or self.stream is None:
             return False
-        sock = self.stream.extra(SocketAttribute.raw_socket, None)
-        if sock is None:
+        if self._fd < 0:
             return True
         poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN)
+        poller.register(self._fd, select.POLLIN)
         # Readable while idle: EOF (the server closed it) or bytes nobody asked
         # for (a next response would be out of step). Drop it either way.
         return not poller.poll(0)
