@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
-from typing import Protocol
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable
+from typing import Any, Protocol
 
 import anyio
 from anyio.abc import ByteReceiveStream
@@ -107,6 +107,16 @@ class BodySource(Protocol):
         """Drop the connection without awaiting (garbage collection)."""
 
 
+class StreamOwner(Protocol):
+    """Who hears when a body stream is done: the session, to unqueue the message."""
+
+    async def _stream_done(self, msg: Any) -> None:
+        """The body was read to the end, closed, or failed."""
+
+    def _stream_discarded(self, msg: Any) -> None:
+        """The stream was garbage-collected unclosed (nothing may be awaited)."""
+
+
 class InputStream(ByteReceiveStream):
     """The body of a response: an anyio byte stream with ``read()``.
 
@@ -116,15 +126,15 @@ class InputStream(ByteReceiveStream):
     open and garbage-collected gives a :class:`ResourceWarning`.
     """
 
-    __slots__ = ("_buffer", "_closed", "_eof", "_on_discard", "_on_done", "_source")
+    __slots__ = ("_buffer", "_closed", "_eof", "_msg", "_owner", "_source")
 
     def __init__(self, source: BodySource) -> None:
         self._source: BodySource | None = source
         self._buffer = b""
         self._eof = False
         self._closed = False
-        self._on_done: list[Callable[[], Awaitable[None]]] = []
-        self._on_discard: list[Callable[[], None]] = []
+        self._owner: StreamOwner | None = None
+        self._msg: Any = None
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """Return the next piece of the body, at most ``max_bytes`` long.
@@ -170,12 +180,22 @@ class InputStream(ByteReceiveStream):
                 return await self.receive(n)
             except anyio.EndOfStream:
                 return b""
-        pieces = []
-        while True:
+        if self._closed:
+            raise anyio.ClosedResourceError
+        pieces = [self._buffer] if self._buffer else []
+        self._buffer = b""
+        source = self._source
+        if source is not None and not self._eof:
+            # Straight from the source: no per-chunk receive() and no EndOfStream.
             try:
-                pieces.append(await self.receive(1 << 20))
-            except anyio.EndOfStream:
-                return b"".join(pieces)
+                while (chunk := await source.receive_chunk()) is not None:
+                    pieces.append(chunk)
+            except BaseException:
+                await self._done(drain=False)
+                raise
+            self._eof = True
+            await self._done(drain=False)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     async def aclose(self) -> None:
         """Close the stream; an unread rest is drained (bounded) or the connection closed."""
@@ -185,40 +205,30 @@ class InputStream(ByteReceiveStream):
         self._buffer = b""
         await self._done(drain=not self._eof)
 
-    def add_done_callback(
-        self,
-        callback: Callable[[], Awaitable[None]],
-        on_discard: Callable[[], None] | None = None,
-    ) -> None:
-        """Run ``callback`` once when the body ends or the stream is closed.
-
-        ``on_discard`` runs instead, synchronously, if the stream is
-        garbage-collected without being closed.
-        """
-        self._on_done.append(callback)
-        if on_discard is not None:
-            self._on_discard.append(on_discard)
+    def set_owner(self, owner: StreamOwner, msg: Any) -> None:
+        """Tell ``owner`` about ``msg`` once this stream is done (or discarded)."""
+        self._owner = owner
+        self._msg = msg
 
     async def _done(self, *, drain: bool) -> None:
         source, self._source = self._source, None
         if source is None:
             return
-        self._on_discard = []
         try:
             await source.close(drain=drain)
         finally:
-            callbacks, self._on_done = self._on_done, []
-            for callback in callbacks:
-                await callback()
+            owner, self._owner = self._owner, None
+            if owner is not None:
+                await owner._stream_done(self._msg)
 
     def __del__(self) -> None:
         source = getattr(self, "_source", None)
         if source is not None:
             self._source = None
             source.discard()
-            discarded, self._on_discard = self._on_discard, []
-            for on_discard in discarded:
-                on_discard()
+            owner, self._owner = self._owner, None
+            if owner is not None:
+                owner._stream_discarded(self._msg)
             warnings.warn(
                 f"{self!r} was never closed; close response bodies or use 'async with'",
                 ResourceWarning,

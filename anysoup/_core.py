@@ -18,7 +18,7 @@ import anyio
 import h11
 
 from ._body import DRAIN_LIMIT, InputStream
-from ._enums import HTTPVersion, MessageFlags
+from ._enums import NO_FLAGS, HTTPVersion, MessageFlags
 from ._exceptions import (
     Error,
     NetworkError,
@@ -61,15 +61,22 @@ def check_resend(msg: Message) -> None:
         raise TooManyRestarts(text, message=msg)
 
 
-async def send_message(pool: Pool, msg: Message, plan_for: PlanFor) -> InputStream:
-    """Send ``msg`` and return its body stream once the final headers are in."""
+async def send_message(pool: Pool, plan_for: PlanFor, msg: Message) -> InputStream:
+    """Send ``msg`` and return its body stream once the final headers are in.
+
+    The session binds ``pool`` and ``plan_for`` with :func:`functools.partial`,
+    which makes this the innermost stage of the chain without a frame between.
+    """
     uri = msg.uri
     key, plan = plan_for(uri)
     method = msg.method
     flags = msg.flags
-    fresh_only = bool(flags & MessageFlags.NEW_CONNECTION) or (
-        method not in IDEMPOTENT_METHODS and not flags & MessageFlags.IDEMPOTENT
-    )
+    if flags is NO_FLAGS:  # enum.Flag operations cost more than the rest
+        fresh_only = method not in IDEMPOTENT_METHODS
+    else:
+        fresh_only = bool(flags & MessageFlags.NEW_CONNECTION) or (
+            method not in IDEMPOTENT_METHODS and not flags & MessageFlags.IDEMPOTENT
+        )
     headers = _wire_headers(msg)
     while True:
         conn = await pool.acquire(key, plan, priority=msg.priority, fresh_only=fresh_only)
@@ -114,6 +121,8 @@ def _wire_headers(msg: Message) -> list[tuple[str, str]]:
             request_headers.replace("Transfer-Encoding", "chunked")
     elif msg.method in _BODY_METHODS and "Content-Length" not in request_headers:
         request_headers.set_content_length(0)
+    if not request_headers:
+        return [("Host", host_header(msg.uri))]
     pairs = list(request_headers)
     if "Host" not in request_headers:
         pairs.insert(0, ("Host", host_header(msg.uri)))

@@ -44,6 +44,11 @@ class MessageFlags(enum.Flag):
     COLLECT_METRICS = enum.auto()
 
 
+#: ``MessageFlags.NONE``, typed as the class so that an ``is`` test against it
+#: doesn't narrow (the hot path tests identity: Flag operators are slow).
+NO_FLAGS: MessageFlags = MessageFlags.NONE
+
+
 class MessagePriority(enum.IntEnum):
     """The order in which queued messages get a connection; higher goes first."""
 

@@ -39,7 +39,7 @@ class Connection(ConnectionRecord):
 
     __slots__ = (
         "__weakref__",
-        "_fd",
+        "_poller",
         "_pool",
         "_scope",
         "close_reason",
@@ -67,7 +67,7 @@ class Connection(ConnectionRecord):
         #: Why the pool closed it: "timeout", "abort", "session closed" or None.
         self.close_reason: str | None = None
         self.stream: ByteStream | None = None
-        self._fd = -1  # the socket's descriptor, for the liveness check
+        self._poller: select.poll | None = None  # watches the idle socket
         self.http: HTTP1Connection | None = None
         #: The peer's address once connected.
         self.peer: RemoteAddress | None = None
@@ -122,7 +122,9 @@ class Connection(ConnectionRecord):
         self.http.timeout = timeout
         # Looked up once: anyio builds every extra attribute on each extra() call.
         sock = self.stream.extra(SocketAttribute.raw_socket, None)
-        self._fd = sock.fileno() if sock is not None else -1
+        if sock is not None:
+            self._poller = select.poll()
+            self._poller.register(sock.fileno(), select.POLLIN)
         if self.plan.ssl_context is not None:
             self.tls_version = self.stream.extra(TLSAttribute.tls_version, None)
             cipher = self.stream.extra(TLSAttribute.cipher, None)
@@ -132,10 +134,9 @@ class Connection(ConnectionRecord):
         """Whether an idle connection's socket is still open and quiet."""
         if self.closed or self.stream is None:
             return False
-        if self._fd < 0:
+        poller = self._poller
+        if poller is None:
             return True
-        poller = select.poll()
-        poller.register(self._fd, select.POLLIN)
         # Readable while idle: EOF (the server closed it) or bytes nobody asked
         # for (a next response would be out of step). Drop it either way.
         return not poller.poll(0)

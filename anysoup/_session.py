@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Generator, Hashable, Iterable
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -17,7 +18,7 @@ from ._cancellable import Cancellable
 from ._chain import build_chain
 from ._connect import ConnectPlan, RemoteAddress, UnixSocketAddress
 from ._core import send_message
-from ._enums import MessageFlags, SpliceFlags
+from ._enums import NO_FLAGS, MessageFlags, SpliceFlags
 from ._exceptions import Error, MessageAlreadyInQueue
 from ._feature import CallNext, SessionFeature
 from ._locale import accept_language_from_environ, user_agent_header
@@ -187,6 +188,7 @@ class Session:
             timeout=_seconds("timeout", timeout),
         )
         self._features: list[SessionFeature] = []
+        self._send_core: CallNext = partial(send_message, self._pool, self._plan_for)
         self._chain: CallNext = self._send_core
         self._plans: dict[tuple[str, str, int], tuple[Hashable, ConnectPlan]] = {}
         self._accept_language = accept_language
@@ -197,9 +199,11 @@ class Session:
         self._remote_connectable = remote_connectable
         self._proxy_resolver = proxy_resolver
         self._tls_interaction = tls_interaction
-        self._tls_database: TlsDatabase | None = None
-        # tls_database=None: one authority-less database, so every certificate fails.
-        self._no_database = TlsDatabase._empty()
+        # DEFAULT stays a marker until https is first used: loading the system
+        # store costs tens of milliseconds that a plain-http program needn't pay.
+        self._tls_database: TlsDatabase | None = DEFAULT
+        # For tls_database=None: made on first use, one per session.
+        self._no_database: TlsDatabase | None = None
         self.tls_database = tls_database
         self.accept_language_auto = accept_language_auto
         for feature in features:
@@ -358,7 +362,7 @@ class Session:
             )
         msg._queued = True
         msg._restarts = 0
-        if msg.flags & MessageFlags.COLLECT_METRICS:
+        if msg.flags is not NO_FLAGS and msg.flags & MessageFlags.COLLECT_METRICS:
             msg.metrics = MessageMetrics(fetch_start=time.monotonic())
         try:
             self._prepare(msg)
@@ -376,9 +380,7 @@ class Session:
                 exc.message = msg
             await self._unqueue(msg)
             raise
-        stream.add_done_callback(
-            lambda: self._unqueue(msg), on_discard=lambda: self._unqueue_discarded(msg)
-        )
+        stream.set_owner(self, msg)
         return stream
 
     def _prepare(self, msg: Message) -> None:
@@ -388,7 +390,7 @@ class Session:
         if self._accept_language and "Accept-Language" not in headers:
             headers.append("Accept-Language", self._accept_language)
 
-    def _unqueue_discarded(self, msg: Message) -> None:
+    def _stream_discarded(self, msg: Message) -> None:
         """Unqueue ``msg`` whose body stream was garbage-collected unclosed.
 
         Nothing can be awaited there: plain handlers of ``request_unqueued``
@@ -402,6 +404,9 @@ class Session:
         if signal is not None:
             signal.emit_sync(msg)
 
+    async def _stream_done(self, msg: Message) -> None:
+        await self._unqueue(msg)
+
     async def _unqueue(self, msg: Message) -> None:
         if not msg._queued:
             return
@@ -414,9 +419,6 @@ class Session:
             with anyio.CancelScope(shield=True):
                 await signal.emit(msg)
 
-    async def _send_core(self, msg: Message) -> InputStream:
-        return await send_message(self._pool, msg, self._plan_for)
-
     def _plan_for(self, uri: URL) -> tuple[Hashable, ConnectPlan]:
         """The pool key and connect plan for a URI (cached per scheme, host, port)."""
         scheme = scheme_class(uri)
@@ -425,11 +427,11 @@ class Session:
         cached = self._plans.get((scheme, host, port))
         if cached is not None:
             return cached
-        database = self._tls_database or self._no_database
+        database = self._database_for_tls() if is_secure(uri) else None
         plan = ConnectPlan(
             host=host,
             port=port,
-            ssl_context=database.ssl_context if is_secure(uri) else None,
+            ssl_context=database.ssl_context if database is not None else None,
             remote=self._remote_connectable,
             local_host=self._local_address[0] if self._local_address else None,
         )
@@ -438,6 +440,14 @@ class Session:
         key = (scheme, host, port, database, plan.remote, plan.local_host)
         self._plans[(scheme, host, port)] = (key, plan)
         return key, plan
+
+    def _database_for_tls(self) -> TlsDatabase:
+        database = self.tls_database
+        if database is None:  # every certificate fails: a database with no authority
+            if self._no_database is None:
+                self._no_database = TlsDatabase._empty()
+            database = self._no_database
+        return database
 
     # -- subclass hooks --------------------------------------------------------
 
@@ -626,13 +636,13 @@ class Session:
     @property
     def tls_database(self) -> TlsDatabase | None:
         """The database validating certificates; None means every certificate fails."""
+        if self._tls_database is DEFAULT:
+            self._tls_database = TlsDatabase.system()
         return self._tls_database
 
     @tls_database.setter
     def tls_database(self, value: TlsDatabase | None) -> None:
-        if value is DEFAULT:
-            value = TlsDatabase.system()
-        elif value is not None and not isinstance(value, TlsDatabase):
+        if value is not DEFAULT and value is not None and not isinstance(value, TlsDatabase):
             raise TypeError(f"tls_database: expected TlsDatabase or None, got {value!r}")
         self._tls_database = value
         self._plans.clear()
