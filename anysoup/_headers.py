@@ -231,6 +231,17 @@ class MessageHeaders:
         self._list = pairs
         return self
 
+    @classmethod
+    def _from_raw(cls, raw: list[tuple[bytes, bytes]]) -> MessageHeaders:
+        """Wrap a parsed header block of bytes, decoded (latin-1) on first use.
+
+        Most responses are read without looking at most of their headers, so
+        decoding waits until some method needs the lines.
+        """
+        self = _RawHeaders.__new__(_RawHeaders)
+        self._raw = raw
+        return self
+
     # -- adding and removing -------------------------------------------------
 
     def append(self, name: str, value: str) -> None:
@@ -502,4 +513,19 @@ class MessageHeaders:
 
     def __repr__(self) -> str:
         shown = [(n, "[secure]" if n.lower() in _SECRET_NAMES else v) for n, v in self._list]
-        return f"{type(self).__name__}({shown!r})"
+        return f"MessageHeaders({shown!r})"
+
+
+class _RawHeaders(MessageHeaders):
+    """A :class:`MessageHeaders` whose lines are decoded when first needed."""
+
+    __slots__ = ("_raw",)
+
+    _raw: list[tuple[bytes, bytes]]
+
+    def __getattr__(self, name: str) -> object:
+        # Only reached while the ``_list`` slot is still empty.
+        if name != "_list":
+            raise AttributeError(name)
+        self._list = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self._raw]
+        return self._list

@@ -592,3 +592,17 @@ def test_name_cache_is_bounded() -> None:
     assert len(_headers._VALID_NAMES) <= _headers._VALID_NAMES_MAX
     with pytest.raises(ValueError, match="invalid header name"):
         MessageHeaders().append("Still Checked", "v")
+
+
+def test_from_raw_decodes_on_first_use_and_behaves_like_any_headers() -> None:
+    raw = [(b"Content-Type", b"text/plain"), (b"X-Latin", b"caf\xe9")]
+    headers = MessageHeaders._from_raw(raw)
+    assert "_list" not in dir(type(headers)) or headers._raw is raw
+    assert headers.get_one("content-type") == "text/plain"
+    assert headers.get_one("X-LATIN") == "café"
+    assert headers == MessageHeaders([("content-type", "text/plain"), ("x-latin", "café")])
+    headers.append("X-New", "1")
+    assert len(headers) == 3 and list(headers)[-1] == ("X-New", "1")
+    assert repr(headers).startswith("MessageHeaders([")
+    assert isinstance(headers, MessageHeaders)
+    assert list(MessageHeaders._from_raw([])) == []
