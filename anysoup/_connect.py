@@ -65,6 +65,8 @@ class ConnectPlan:
     remote: RemoteAddress | None = None
     #: The local address to bind to.
     local_host: str | None = None
+    #: The ``Host`` header for this host and port (computed once, not per request).
+    authority: str = ""
 
     @property
     def label(self) -> str:

@@ -29,7 +29,7 @@ from ._exceptions import (
 )
 from ._headers import MessageHeaders
 from ._signals import active
-from ._uri import host_header, request_target
+from ._uri import request_target
 
 if TYPE_CHECKING:
     from ._message import Message, MessageMetrics
@@ -77,7 +77,7 @@ async def send_message(pool: Pool, plan_for: PlanFor, msg: Message) -> InputStre
         fresh_only = bool(flags & MessageFlags.NEW_CONNECTION) or (
             method not in IDEMPOTENT_METHODS and not flags & MessageFlags.IDEMPOTENT
         )
-    headers = _wire_headers(msg)
+    headers = _wire_headers(msg, plan.authority)
     while True:
         conn = await pool.acquire(key, plan, priority=msg.priority, fresh_only=fresh_only)
         reused = conn.used
@@ -107,7 +107,7 @@ async def send_message(pool: Pool, plan_for: PlanFor, msg: Message) -> InputStre
             raise
 
 
-def _wire_headers(msg: Message) -> list[tuple[str, str]]:
+def _wire_headers(msg: Message, authority: str) -> list[tuple[str, str]]:
     """The headers to send: the message's, with Host and the body's framing."""
     request_headers = msg.request_headers
     body = msg._body
@@ -122,10 +122,10 @@ def _wire_headers(msg: Message) -> list[tuple[str, str]]:
     elif msg.method in _BODY_METHODS and "Content-Length" not in request_headers:
         request_headers.set_content_length(0)
     if not request_headers:
-        return [("Host", host_header(msg.uri))]
+        return [("Host", authority)]
     pairs = list(request_headers)
     if "Host" not in request_headers:
-        pairs.insert(0, ("Host", host_header(msg.uri)))
+        pairs.insert(0, ("Host", authority))
     return pairs
 
 

@@ -140,16 +140,14 @@ class HTTP1Connection:
             self._head_bytes += len(data)
         self._h11.receive_data(data)
 
-    def _next_event(self, phase: str) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
-        try:
-            return self._h11.next_event()
-        except h11.RemoteProtocolError as exc:
-            raise self._protocol_error(phase, exc) from exc
-
     async def receive_head(self) -> h11.Response | h11.InformationalResponse:
         """Read the next response head: a 1xx or the final response."""
+        next_event = self._h11.next_event
         while True:
-            event = self._next_event("reading response headers")
+            try:
+                event = next_event()
+            except h11.RemoteProtocolError as exc:
+                raise self._protocol_error("reading response headers", exc) from exc
             if event is _NEED_DATA:
                 await self._fill("reading response headers")
                 continue
@@ -167,8 +165,12 @@ class HTTP1Connection:
 
     async def receive_chunk(self) -> bytes | None:
         """The next piece of the response body, or None at its end."""
+        next_event = self._h11.next_event
         while True:
-            event = self._next_event("reading response body")
+            try:
+                event = next_event()
+            except h11.RemoteProtocolError as exc:
+                raise self._protocol_error("reading response body", exc) from exc
             kind = type(event)
             if kind is _Data:
                 return bytes(event.data)  # type: ignore[union-attr]
@@ -178,15 +180,6 @@ class HTTP1Connection:
                 await self._fill("reading response body")
                 continue
             raise NetworkError(f"reading response body from {self.label}: unexpected {event!r}")
-
-    def poll_head(self) -> h11.Response | h11.InformationalResponse | None:
-        """A response head already buffered, without reading; None if there is none."""
-        event = self._next_event("reading response headers")
-        if event is _NEED_DATA:
-            return None
-        if type(event) is _Response or type(event) is _InformationalResponse:
-            return event
-        raise ParsingError(f"reading response headers from {self.label}: unexpected {event!r}")
 
     async def wait_continue(self) -> h11.Response | h11.InformationalResponse | None:
         """After ``Expect: 100-continue``: wait for a response head or a short delay.
@@ -200,11 +193,6 @@ class HTTP1Connection:
 
     # -- state ---------------------------------------------------------------
 
-    @property
-    def body_expected(self) -> bool:
-        """Whether the client may still send the request body."""
-        return self._h11.our_state is h11.SEND_BODY
-
     def finish(self) -> bool:
         """End the exchange; return whether the connection can carry another."""
         conn = self._h11
@@ -212,10 +200,6 @@ class HTTP1Connection:
             conn.start_next_cycle()
             return True
         return False
-
-    def response_done(self) -> bool:
-        """Whether the whole response was read."""
-        return self._h11.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
 
     # -- errors --------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from ._pool import Pool
 from ._pool_state import PoolStatistics
 from ._signals import SignalDescriptor, active
 from ._tls import TlsDatabase
-from ._uri import is_secure, scheme_class
+from ._uri import host_header, is_secure, scheme_class
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -284,7 +284,8 @@ class Session:
         try:
             return await stream.read()
         finally:
-            await stream.aclose()
+            if stream._source is not None:  # read() gave the connection back already
+                await stream.aclose()
 
     async def send_and_splice(
         self,
@@ -434,6 +435,7 @@ class Session:
             ssl_context=database.ssl_context if database is not None else None,
             remote=self._remote_connectable,
             local_host=self._local_address[0] if self._local_address else None,
+            authority=host_header(uri),
         )
         # The database itself (hashed by identity), not its id(): the key keeps it
         # alive, so a later database can't reuse the number and share connections.
