@@ -29,7 +29,6 @@ from ._exceptions import (
 )
 from ._headers import MessageHeaders
 from ._signals import active
-from ._uri import request_target
 
 if TYPE_CHECKING:
     from ._message import Message, MessageMetrics
@@ -79,7 +78,10 @@ async def send_message(pool: Pool, plan_for: PlanFor, msg: Message) -> InputStre
         )
     headers = _wire_headers(msg, plan.authority)
     while True:
-        conn = await pool.acquire(key, plan, priority=msg.priority, fresh_only=fresh_only)
+        # The common case, an idle connection and nobody waiting, needs no await.
+        conn = None if fresh_only else pool.checkout_idle(key)
+        if conn is None:
+            conn = await pool.acquire(key, plan, priority=msg.priority, fresh_only=fresh_only)
         reused = conn.used
         conn.used = True
         try:
@@ -138,14 +140,13 @@ async def _exchange(
     metrics = msg.metrics
     if conn.log is not None:
         await _report_connect(conn, msg, metrics)
-    signal = active(msg, "starting")
-    if signal is not None:
-        await signal.emit()
+    if msg._signals:
+        await _emit(msg, "starting")
     msg.remote_address = conn.peer
     if conn.tls_version is not None:
         msg.tls_protocol_version = conn.tls_version
         msg.tls_ciphersuite_name = conn.tls_cipher
-    target = "*" if msg._options_ping else request_target(msg.uri)
+    target = "*" if msg._options_ping else (msg.uri.raw_path_qs or "/")
     if metrics is not None:
         metrics.request_start = time.monotonic()
     data = http.start_request(msg.method, target, headers)

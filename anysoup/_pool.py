@@ -234,6 +234,10 @@ class Pool:
 
     # -- requests --------------------------------------------------------------
 
+    def checkout_idle(self, key: Hashable) -> Connection | None:
+        """Lend an idle connection for ``key`` at once, if one is free and nobody waits."""
+        return self.state.checkout_idle(key)  # type: ignore[return-value]
+
     async def acquire(
         self, key: Hashable, plan: ConnectPlan, *, priority: int, fresh_only: bool
     ) -> Connection:
@@ -244,9 +248,8 @@ class Pool:
         """
         state = self.state
         if not fresh_only:
-            record = state.checkout_idle(key)
+            record = self.checkout_idle(key)
             if record is not None:
-                assert isinstance(record, Connection)
                 return record
         if self._task_group is None:
             raise NetworkError("the session is not open: use 'async with Session()'")
@@ -262,9 +265,9 @@ class Pool:
             raise
         if waiter.error is not None:
             raise waiter.error
-        record = waiter.conn
-        assert isinstance(record, Connection)
-        return record
+        served = waiter.conn
+        assert isinstance(served, Connection)
+        return served
 
     async def preconnect(self, key: Hashable, plan: ConnectPlan, *, priority: int) -> None:
         """Make sure a connection for ``key`` exists (idle or being made for a request)."""
