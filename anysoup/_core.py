@@ -18,7 +18,7 @@ import anyio
 import h11
 
 from ._body import DRAIN_LIMIT, InputStream
-from ._enums import NO_FLAGS, HTTPVersion, MessageFlags
+from ._enums import NO_FLAGS, HTTPVersion, MessageFlags, NetworkEvent
 from ._exceptions import (
     Error,
     NetworkError,
@@ -44,9 +44,9 @@ IDEMPOTENT_METHODS = RETRYABLE_METHODS
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 #: Re-sends per message, all reasons together (libsoup's limit).
 MAX_RESENDS = 20
-#: How long closing a half-read body may spend draining it.
+#: How long closing a half-read body may spend draining it (at most DRAIN_LIMIT bytes).
 DRAIN_SECONDS = 0.5
-#: Seconds to wait for the rest of a body when a stream is closed early.
+#: h11's version strings and ours.
 _HTTP_VERSIONS = {b"1.1": HTTPVersion.HTTP_1_1, b"1.0": HTTPVersion.HTTP_1_0}
 
 
@@ -247,8 +247,6 @@ async def _report_connect(conn: Connection, msg: Message, metrics: MessageMetric
     log, conn.log = conn.log, None
     assert log is not None
     if metrics is not None:
-        from ._enums import NetworkEvent
-
         times = log.times
         metrics.dns_start = times.get(NetworkEvent.RESOLVING, 0.0)
         metrics.dns_end = times.get(NetworkEvent.RESOLVED, 0.0)
