@@ -229,7 +229,7 @@ def _set_response(msg: Message, head: h11.Response | h11.InformationalResponse) 
     msg.status = head.status_code
     msg.reason_phrase = head.reason.decode("latin-1")
     msg.http_version = _HTTP_VERSIONS.get(head.http_version, HTTPVersion.HTTP_1_1)
-    msg.response_headers = MessageHeaders._from_raw(head.headers.raw_items())
+    msg.response_headers = MessageHeaders._from_raw(head.headers)
     if msg.metrics is not None:
         msg.metrics.response_header_bytes_received += (
             sum(len(n) + len(v) + 4 for n, v in head.headers.raw_items()) + 15 + len(head.reason)

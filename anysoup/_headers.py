@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Protocol
 
 __all__ = ["MessageHeaders"]
 
@@ -181,6 +182,14 @@ def _quote_param(value: str) -> str:
     return f'"{escaped}"'
 
 
+class RawHeaderBlock(Protocol):
+    """A parsed header block that lists its lines as bytes (h11's ``Headers``)."""
+
+    def raw_items(self) -> list[tuple[bytes, bytes]]:
+        """The lines, names in their original case."""
+        ...
+
+
 class MessageHeaders:
     """An ordered, case-insensitive, multi-valued list of HTTP header lines.
 
@@ -232,11 +241,11 @@ class MessageHeaders:
         return self
 
     @classmethod
-    def _from_raw(cls, raw: list[tuple[bytes, bytes]]) -> MessageHeaders:
-        """Wrap a parsed header block of bytes, decoded (latin-1) on first use.
+    def _from_raw(cls, raw: RawHeaderBlock) -> MessageHeaders:
+        """Wrap a parsed header block (h11's), decoded (latin-1) on first use.
 
         Most responses are read without looking at most of their headers, so
-        decoding waits until some method needs the lines.
+        even listing the block waits until some method needs the lines.
         """
         self = _RawHeaders.__new__(_RawHeaders)
         self._raw = raw
@@ -521,11 +530,11 @@ class _RawHeaders(MessageHeaders):
 
     __slots__ = ("_raw",)
 
-    _raw: list[tuple[bytes, bytes]]
+    _raw: RawHeaderBlock
 
     def __getattr__(self, name: str) -> object:
         # Only reached while the ``_list`` slot is still empty.
         if name != "_list":
             raise AttributeError(name)
-        self._list = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self._raw]
+        self._list = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self._raw.raw_items()]
         return self._list
