@@ -14,7 +14,7 @@ import select
 import time
 import weakref
 from collections.abc import Hashable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, TaskGroup
@@ -149,7 +149,13 @@ class Pool:
     """The session's connections.
 
     Args:
-        task_group: The session's task group, which runs the connection tasks.
+        max_conns: The limit on connections, all hosts together.
+        max_conns_per_host: The limit on connections for one pool key.
+        idle_timeout: Seconds an idle, used connection is kept (0: forever).
+        timeout: The I/O stall timeout in seconds (0: none).
+
+    The session's task group, which runs the connection tasks, is given by
+    :meth:`attach` when the session opens.
     """
 
     def __init__(
@@ -172,7 +178,6 @@ class Pool:
         #: Looks up host names (replaceable, e.g. by tests).
         self.resolver: Resolver = resolve
         self._task_group: TaskGroup | None = None
-        self._plans: dict[Hashable, ConnectPlan] = {}
         self._wake_sweeper = anyio.Event()
         #: Every connection made and not yet garbage (for leak checks in tests).
         self.connections: weakref.WeakSet[Connection] = weakref.WeakSet()
@@ -220,9 +225,9 @@ class Pool:
 
     # -- PoolState callbacks ---------------------------------------------------
 
-    def _open_connection(self, key: Hashable) -> ConnectionRecord:
-        assert self._task_group is not None
-        conn = Connection(key, self._plans[key], self)
+    def _open_connection(self, key: Hashable, plan: Any) -> ConnectionRecord:
+        assert self._task_group is not None and isinstance(plan, ConnectPlan)
+        conn = Connection(key, plan, self)
         self.connections.add(conn)
         self._task_group.start_soon(conn.run, name=f"anysoup connection {conn.plan.label}")
         self._wake_sweeper.set()
@@ -253,9 +258,8 @@ class Pool:
                 return record
         if self._task_group is None:
             raise NetworkError("the session is not open: use 'async with Session()'")
-        self._plans[key] = plan
         event = anyio.Event()
-        waiter = Waiter(key, priority=priority, fresh_only=fresh_only, notify=event.set)
+        waiter = Waiter(key, priority=priority, fresh_only=fresh_only, notify=event.set, plan=plan)
         state.enqueue(waiter)
         try:
             if not waiter.done:
@@ -273,9 +277,8 @@ class Pool:
         """Make sure a connection for ``key`` exists (idle or being made for a request)."""
         if self._task_group is None:
             raise NetworkError("the session is not open: use 'async with Session()'")
-        self._plans[key] = plan
         event = anyio.Event()
-        waiter = Waiter(key, priority=priority, preconnect=True, notify=event.set)
+        waiter = Waiter(key, priority=priority, preconnect=True, notify=event.set, plan=plan)
         self.state.enqueue(waiter)
         try:
             if not waiter.done:

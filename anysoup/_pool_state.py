@@ -9,7 +9,7 @@ request, and each of its methods is one synchronous transition. The async
 shell (``_pool.py``) calls it and performs the I/O it asks for through two
 callbacks given at construction:
 
-* ``open_connection(key)`` makes a :class:`ConnectionRecord` and starts the
+* ``open_connection(key, plan)`` makes a :class:`ConnectionRecord` and starts the
   task that connects it (starting a task is synchronous);
 * ``close_connection(record)`` tells that task to close its socket.
 
@@ -33,6 +33,7 @@ import itertools
 import math
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from ._exceptions import NetworkError
 
@@ -101,6 +102,7 @@ class Waiter:
         "fresh_only",
         "key",
         "notify",
+        "plan",
         "preconnect",
         "sort_key",
     )
@@ -113,8 +115,11 @@ class Waiter:
         fresh_only: bool = False,
         preconnect: bool = False,
         notify: Callable[[], None] = lambda: None,
+        plan: object = None,
     ) -> None:
         self.key = key
+        #: What the shell needs to make a connection for this waiter (opaque here).
+        self.plan = plan
         self.sort_key = (-priority, next(_sequence))
         #: The message must go on a new connection (never an idle one).
         self.fresh_only = fresh_only
@@ -162,7 +167,8 @@ class PoolState:
     """Connection limits, the waiter queue and every connection's state.
 
     Args:
-        open_connection: Make a record for a key and start connecting it.
+        open_connection: Make a record for a key (and a waiter's ``plan``) and
+            start connecting it.
         close_connection: Tell a record's task to close it (called once per record).
         max_conns: The limit on connections, all hosts together.
         max_conns_per_host: The limit on connections for one pool key.
@@ -171,7 +177,7 @@ class PoolState:
 
     def __init__(
         self,
-        open_connection: Callable[[Hashable], ConnectionRecord],
+        open_connection: Callable[[Hashable, Any], ConnectionRecord],
         close_connection: Callable[[ConnectionRecord], None],
         *,
         max_conns: int = 10,
@@ -418,7 +424,7 @@ class PoolState:
         self._close_connection(record)
 
     def _open(self, waiter: Waiter) -> None:
-        record = self._open_connection(waiter.key)
+        record = self._open_connection(waiter.key, waiter.plan)
         host = self._hosts.get(waiter.key)
         if host is None:
             host = self._hosts[waiter.key] = _Host()

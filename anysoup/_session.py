@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT", "SendContext", "Session"]
 
+#: Connect plans remembered per (scheme, host, port); each is cheap to remake.
+_PLAN_CACHE_SIZE = 1024
+
 
 class _Writable(Protocol):
     async def write(self, data: bytes) -> Any: ...
@@ -385,6 +388,8 @@ class Session(SessionProperties):
         # The database itself (hashed by identity), not its id(): the key keeps it
         # alive, so a later database can't reuse the number and share connections.
         key = (scheme, host, port, database, plan.remote, plan.local_host)
+        if len(self._plans) >= _PLAN_CACHE_SIZE:  # a crawler meets many hosts: stay bounded
+            self._plans.clear()
         self._plans[(scheme, host, port)] = (key, plan)
         return key, plan
 

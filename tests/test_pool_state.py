@@ -67,7 +67,7 @@ class Harness:
         self.check()
 
     # callbacks
-    def _open(self, key: Hashable) -> ConnectionRecord:
+    def _open(self, key: Hashable, plan: object = None) -> ConnectionRecord:
         count = sum(1 for r in self.opened if r.key == key)
         record = FakeRecord(key, f"{key}#{count}")
         self.opened.append(record)
