@@ -327,7 +327,7 @@ class Session(SessionProperties):
         except BaseException as exc:
             if isinstance(exc, Error) and exc.message is None:
                 exc.message = msg
-            await self._unqueue(msg)
+            await self._stream_done(msg)
             raise
         stream.set_owner(self, msg)
         return stream
@@ -339,29 +339,27 @@ class Session(SessionProperties):
         if self._accept_language and "Accept-Language" not in headers:
             headers.append("Accept-Language", self._accept_language)
 
+    def _dequeue(self, msg: Message) -> Signal | None:
+        """Mark ``msg`` no longer queued; return ``request_unqueued`` if it has handlers."""
+        if not msg._queued:
+            return None
+        msg._queued = False
+        self.do_request_unqueued(msg)
+        return active(self, "request_unqueued")
+
     def _stream_discarded(self, msg: Message) -> None:
         """Unqueue ``msg`` whose body stream was garbage-collected unclosed.
 
         Nothing can be awaited there: plain handlers of ``request_unqueued``
         run, coroutine handlers are skipped (:meth:`Signal.emit_sync`).
         """
-        if not msg._queued:
-            return
-        msg._queued = False
-        self.do_request_unqueued(msg)
-        signal = active(self, "request_unqueued")
+        signal = self._dequeue(msg)
         if signal is not None:
             signal.emit_sync(msg)
 
     async def _stream_done(self, msg: Message) -> None:
-        await self._unqueue(msg)
-
-    async def _unqueue(self, msg: Message) -> None:
-        if not msg._queued:
-            return
-        msg._queued = False
-        self.do_request_unqueued(msg)
-        signal = active(self, "request_unqueued")
+        """Unqueue ``msg``: its body was read or closed, or sending it failed."""
+        signal = self._dequeue(msg)
         if signal is not None:
             # A notification that the exchange is over, part of closing it:
             # handlers run even when the caller is being cancelled.
