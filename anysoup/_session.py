@@ -144,8 +144,9 @@ class Session(SessionProperties):
         self._user_agent = user_agent
         self._user_agent_header = user_agent_header(user_agent, __version__)
         self._local_address = local_address
-        self._remote_connectable = remote_connectable
-        self._proxy_resolver = proxy_resolver
+        self._remote_connectable: RemoteAddress | None = None
+        self.remote_connectable = remote_connectable  # the setter normalises (host, port)
+        self._proxy_resolver = None if proxy_resolver is DEFAULT else proxy_resolver
         self._tls_interaction = tls_interaction
         # DEFAULT stays a marker until https is first used: loading the system
         # store costs tens of milliseconds that a plain-http program needn't pay.
