@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import inspect
-
 import pytest
 
 from anysoup import _headers
@@ -552,20 +549,6 @@ def test_equality_with_other_types_and_unhashable() -> None:
 )
 def test_repr(lines: list[tuple[str, str]], text: str) -> None:
     assert repr(MessageHeaders(lines)) == text
-
-
-# -- layering --------------------------------------------------------------------
-
-
-def test_policy_module_imports_no_io() -> None:
-    tree = ast.parse(inspect.getsource(_headers))
-    imported: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
-    assert imported <= {"__future__", "re", "collections", "typing"}
 
 
 def test_validation_is_not_fooled_by_a_str_subclass() -> None:

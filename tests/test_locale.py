@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import ast
-import inspect
-
 import pytest
 
-from anysoup import _locale
 from anysoup._locale import accept_language_from_environ, user_agent_header
 
 
@@ -113,14 +109,3 @@ def test_environ_is_not_modified() -> None:
 )
 def test_user_agent_header(value: str | None, expected: str | None) -> None:
     assert user_agent_header(value, "1.2.3") == expected
-
-
-def test_policy_module_imports_no_io() -> None:
-    tree = ast.parse(inspect.getsource(_locale))
-    imported: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
-    assert imported <= {"__future__", "re", "collections"}

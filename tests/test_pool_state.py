@@ -8,12 +8,8 @@ records' states, every record closed exactly once, limits respected.
 
 from __future__ import annotations
 
-import ast
 import math
-import subprocess
-import sys
 from collections.abc import Callable, Hashable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,10 +19,6 @@ from anysoup import (
     MessagePriority,
     NetworkError,
     PoolStatistics,
-    _headers,
-    _locale,
-    _pool_state,
-    _uri,
 )
 from anysoup._pool_state import (
     SPECULATIVE_IDLE_TIMEOUT,
@@ -911,86 +903,3 @@ def test_random_walk_keeps_invariants(seed: int) -> None:
     h.close_all(lambda: NetworkError("end"))
     assert h.stats() == PoolStatistics(0, 0, 0, 0, 0)
     assert all(w.done for w in h.waiters)
-
-
-# -- policy modules do no I/O ----------------------------------------------------
-
-_POLICY_MODULES = [_pool_state, _headers, _locale, _uri]
-_ASYNC_LIBRARIES = {"anyio", "trio", "sniffio", "h11", "asyncio"}
-_FORBIDDEN_TOP = _ASYNC_LIBRARIES | {"socket", "ssl", "select"}
-_DRIVERS = {"_http1", "_connect", "_pool", "_tls", "_session", "_core", "_body"}
-
-
-def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
-    """Every node except those under ``if TYPE_CHECKING:`` (not run at import)."""
-    nodes: list[ast.AST] = []
-    todo = [tree]
-    while todo:
-        node = todo.pop()
-        nodes.append(node)
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            todo.extend(node.orelse)
-            continue
-        todo.extend(ast.iter_child_nodes(node))
-    return nodes
-
-
-def _imports(source: str) -> tuple[set[str], set[str]]:
-    """Top-level absolute imports and intra-package (relative) module names."""
-    absolute: set[str] = set()
-    relative: set[str] = set()
-    for node in _runtime_nodes(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            absolute.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                if node.module:
-                    relative.add(node.module.split(".")[0])
-                else:
-                    relative.update(alias.name for alias in node.names)
-            elif node.module:
-                if node.module == "anysoup" or node.module.startswith("anysoup."):
-                    relative.add(node.module.split(".")[1] if "." in node.module else "__init__")
-                else:
-                    absolute.add(node.module.split(".")[0])
-    return absolute, relative
-
-
-@pytest.mark.parametrize("module", _POLICY_MODULES, ids=lambda m: m.__name__)
-def test_policy_module_imports_neither_anyio_nor_a_driver(module: Any) -> None:
-    # The module's own imports, and those of the package modules it pulls in.
-    package = Path(anysoup.__file__).parent
-    seen: set[str] = set()
-    todo = [Path(module.__file__).stem]
-    absolute_all: set[str] = set()
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        absolute, relative = _imports((package / f"{name}.py").read_text())
-        absolute_all |= absolute
-        todo.extend(relative)
-    assert not absolute_all & _FORBIDDEN_TOP, absolute_all
-    assert not seen & (_DRIVERS | {"__init__"}), seen
-
-
-def test_policy_modules_load_without_async_libraries() -> None:
-    # Load the modules without running anysoup/__init__ (which imports everything)
-    # and list what ended up in sys.modules.
-    package = Path(anysoup.__file__).parent
-    code = (
-        "import sys, types\n"
-        f"pkg = types.ModuleType('anysoup'); pkg.__path__ = [{str(package)!r}]\n"
-        "sys.modules['anysoup'] = pkg\n"
-        "import anysoup._pool_state, anysoup._headers, anysoup._locale, anysoup._uri\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-        f"{sorted(_ASYNC_LIBRARIES)!r} or m.startswith('anysoup.')))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
-    ).stdout
-    loaded = ast.literal_eval(out.strip())
-    assert not [m for m in loaded if m.split(".")[0] in _ASYNC_LIBRARIES], loaded
-    assert not [m for m in loaded if m.split(".")[-1] in _DRIVERS], loaded
-    assert "anysoup._pool_state" in loaded
