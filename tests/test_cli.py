@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 
@@ -49,3 +50,19 @@ async def test_bad_url_is_a_usage_error() -> None:
     result = await run_cli("ftp://example.org/")
     assert result.returncode == 3
     assert b"scheme" in result.stderr and b"Traceback" not in result.stderr
+
+
+async def test_reader_going_away_is_quiet() -> None:
+    """``anysoup URL | head``: a closed pipe ends the command without a traceback."""
+
+    async def big(conn: ServerConnection, req: ReceivedRequest) -> None:
+        await conn.respond(200, [], b"x" * (4 << 20))
+
+    async with serve_http(big) as server:
+        command = f"{shlex.quote(sys.executable)} -m anysoup {server.url} | head -c 10 >/dev/null"
+        with anyio.fail_after(20):
+            result = await anyio.run_process(
+                ["bash", "-c", command + "; echo rc=${PIPESTATUS[0]}"], check=False
+            )
+    assert result.stdout.strip() == b"rc=23"
+    assert b"Traceback" not in result.stderr and result.stderr == b""
