@@ -288,30 +288,28 @@ async def at_tls(env: Env) -> Message:
     return msg
 
 
-async def at_write_headers(env: Env) -> Message:
-    """Cancelled from a ``starting`` handler: the next checkpoint is writing the head."""
-    msg = Message("GET", env.good.url_for("/starting"))
+async def cancel_from_signal(env: Env, msg: Message, cancel_on: str, never: str) -> Message:
+    """Send ``msg``, cancelling from its ``cancel_on`` signal; ``never`` must not fire."""
     seen: list[str] = []
     with anyio.CancelScope() as scope:
-        msg.starting.connect(lambda m: scope.cancel())
-        msg.wrote_headers.connect(lambda m: seen.append("wrote_headers"))
+        getattr(msg, cancel_on).connect(lambda m: scope.cancel())
+        getattr(msg, never).connect(lambda m: seen.append(never))
         await env.session.send_and_read(msg)
     assert scope.cancelled_caught
     assert seen == []
     return msg
+
+
+async def at_write_headers(env: Env) -> Message:
+    """Cancelled from a ``starting`` handler: the next checkpoint is writing the head."""
+    msg = Message("GET", env.good.url_for("/starting"))
+    return await cancel_from_signal(env, msg, "starting", "wrote_headers")
 
 
 async def at_write_body_streamed(env: Env) -> Message:
     """Cancelled from ``wrote_headers`` with a streamed (chunked) body."""
     msg = Message("POST", env.good.url_for("/upload"), body=[b"b" * 1000] * 4)
-    seen: list[str] = []
-    with anyio.CancelScope() as scope:
-        msg.wrote_headers.connect(lambda m: scope.cancel())
-        msg.wrote_body.connect(lambda m: seen.append("wrote_body"))
-        await env.session.send_and_read(msg)
-    assert scope.cancelled_caught
-    assert seen == []
-    return msg
+    return await cancel_from_signal(env, msg, "wrote_headers", "wrote_body")
 
 
 async def at_write_body_blocked(env: Env) -> Message:
@@ -333,14 +331,7 @@ async def at_write_body_blocked(env: Env) -> Message:
 async def at_wait_headers_signal(env: Env) -> Message:
     """Cancelled from ``wrote_body``: the next checkpoint is reading the head."""
     msg = Message("GET", env.good.url_for("/wrote-body"))
-    seen: list[str] = []
-    with anyio.CancelScope() as scope:
-        msg.wrote_body.connect(lambda m: scope.cancel())
-        msg.got_headers.connect(lambda m: seen.append("got_headers"))
-        await env.session.send_and_read(msg)
-    assert scope.cancelled_caught
-    assert seen == []
-    return msg
+    return await cancel_from_signal(env, msg, "wrote_body", "got_headers")
 
 
 async def at_wait_headers_stalled(env: Env) -> Message:
