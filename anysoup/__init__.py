@@ -6,6 +6,8 @@ Everything public is importable from here; the modules behind it are private.
 from ._body import InputStream as InputStream
 from ._body import RequestBody as RequestBody
 from ._cancellable import Cancellable as Cancellable
+from ._certificate import TlsCertificate as TlsCertificate
+from ._certificate import TlsInteraction as TlsInteraction
 from ._connect import RemoteAddress as RemoteAddress
 from ._connect import UnixSocketAddress as UnixSocketAddress
 from ._enums import HTTPVersion as HTTPVersion
@@ -63,6 +65,8 @@ __all__ = [
     "RemoteAddress",
     "UnixSocketAddress",
     "TlsDatabase",
+    "TlsCertificate",
+    "TlsInteraction",
     # enumerations
     "HTTPVersion",
     "MessageFlags",

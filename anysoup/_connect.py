@@ -15,11 +15,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import anyio
-from anyio.abc import ByteStream, SocketAttribute
-from anyio.streams.tls import TLSStream
+from anyio.abc import ByteStream, SocketAttribute, SocketStream
+from anyio.streams.tls import TLSAttribute, TLSStream
 
-from ._enums import NetworkEvent
-from ._exceptions import ConnectError
+from ._certificate import TlsCertificate, identity_flags
+from ._enums import NetworkEvent, TlsCertificateFlags
+from ._exceptions import ConnectError, TlsError
 from ._tls import tls_error
 
 __all__ = ["ConnectPlan", "RemoteAddress", "UnixSocketAddress", "open_stream"]
@@ -35,6 +36,9 @@ class UnixSocketAddress:
 
 #: Where a connection goes or came from: ``(host, port)`` or a Unix socket.
 RemoteAddress = tuple[str, int] | UnixSocketAddress
+
+#: Seconds before the next address is tried while one still connects (RFC 8305 §5).
+HAPPY_EYEBALLS_DELAY = 0.25
 
 #: Looks up a host name: ``(host, port) -> [address, …]`` in the order to try.
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -61,10 +65,15 @@ class ConnectPlan:
     port: int
     #: The context to wrap the socket in TLS with, or None for plain HTTP.
     ssl_context: ssl.SSLContext | None = None
+    #: A context that verifies nothing: when ``ssl_context`` rejects the peer,
+    #: connect again with it and let the message judge the certificate.
+    relaxed_context: ssl.SSLContext | None = None
+    #: Whether the contexts present a client certificate.
+    identity: bool = False
     #: Where to connect instead of ``host:port``.
     remote: RemoteAddress | None = None
-    #: The local address to bind to.
-    local_host: str | None = None
+    #: The local ``(host, port)`` to bind to.
+    local: tuple[str, int] | None = None
     #: The ``Host`` header for this host and port (computed once, not per request).
     authority: str = ""
 
@@ -98,16 +107,62 @@ def _is_ip(host: str) -> bool:
 
 async def open_stream(
     plan: ConnectPlan, log: ConnectLog, resolver: Resolver = resolve
-) -> tuple[ByteStream, RemoteAddress]:
-    """Connect as ``plan`` says; return the ready stream and the peer's address.
+) -> tuple[ByteStream, RemoteAddress, TlsCertificateFlags]:
+    """Connect as ``plan`` says.
+
+    Returns:
+        The ready stream, the peer's address, and the problems of the peer's
+        certificate (none unless the plan allows a relaxed connection).
 
     Raises:
         ConnectError: The name did not resolve or no address accepted.
         TlsError: The TLS handshake failed.
     """
-    stream: ByteStream
-    remote = plan.remote
+    stream, peer = await _transport(plan, plan.remote, log, resolver)
+    errors = TlsCertificateFlags.NO_FLAGS
+    if plan.ssl_context is not None:
+        log.add(NetworkEvent.TLS_HANDSHAKING)
+        try:
+            stream = await _handshake(stream, plan, plan.ssl_context)
+        except TlsError as exc:
+            if plan.relaxed_context is None or not exc.errors:
+                raise
+            # The message may accept this certificate: connect again to the same
+            # peer without verification and report what the first attempt found.
+            stream, peer = await _transport(plan, peer, ConnectLog(), resolver)
+            stream = await _handshake(stream, plan, plan.relaxed_context)
+            der = stream.extra(TLSAttribute.peer_certificate_binary, None)
+            errors = exc.errors
+            if der:
+                errors |= identity_flags(TlsCertificate(der), plan.host)
+        log.add(NetworkEvent.TLS_HANDSHAKED)
+    log.add(NetworkEvent.COMPLETE)
+    return stream, peer, errors
+
+
+async def _handshake(stream: ByteStream, plan: ConnectPlan, context: ssl.SSLContext) -> ByteStream:
+    try:
+        return await TLSStream.wrap(
+            stream, hostname=plan.host, ssl_context=context, standard_compatible=False
+        )
+    except BaseException as exc:
+        await anyio.aclose_forcefully(stream)
+        if isinstance(exc, (ssl.SSLError, OSError, anyio.BrokenResourceError, anyio.EndOfStream)):
+            cause = exc.__cause__ if isinstance(exc, anyio.BrokenResourceError) else exc
+            raise tls_error(cause or exc, plan.label, identity=plan.identity) from exc
+        raise
+
+
+async def _transport(
+    plan: ConnectPlan, remote: RemoteAddress | None, log: ConnectLog, resolver: Resolver
+) -> tuple[ByteStream, RemoteAddress]:
+    """The TCP or Unix-socket stream to ``remote`` (default: the plan's host and port)."""
     if isinstance(remote, UnixSocketAddress):
+        if plan.local is not None:
+            raise ConnectError(
+                f"connect to {plan.label} via Unix socket {remote.path!r}: "
+                f"local_address {plan.local!r} can't be bound to a Unix socket"
+            )
         log.add(NetworkEvent.CONNECTING)
         try:
             stream = await anyio.connect_unix(remote.path)
@@ -115,31 +170,10 @@ async def open_stream(
             raise ConnectError(
                 f"connect to {plan.label} via Unix socket {remote.path!r}: {_cause(exc)}"
             ) from exc
-        peer: RemoteAddress = remote
         log.add(NetworkEvent.CONNECTED)
-    else:
-        host, port = remote if remote is not None else (plan.host, plan.port)
-        stream, peer = await _connect_tcp(host, port, plan, log, resolver)
-    if plan.ssl_context is not None:
-        log.add(NetworkEvent.TLS_HANDSHAKING)
-        try:
-            stream = await TLSStream.wrap(
-                stream,
-                hostname=plan.host,
-                ssl_context=plan.ssl_context,
-                standard_compatible=False,
-            )
-        except BaseException as exc:
-            await anyio.aclose_forcefully(stream)
-            if isinstance(
-                exc, (ssl.SSLError, OSError, anyio.BrokenResourceError, anyio.EndOfStream)
-            ):
-                cause = exc.__cause__ if isinstance(exc, anyio.BrokenResourceError) else exc
-                raise tls_error(cause or exc, plan.label) from exc
-            raise
-        log.add(NetworkEvent.TLS_HANDSHAKED)
-    log.add(NetworkEvent.COMPLETE)
-    return stream, peer
+        return stream, remote
+    host, port = remote if remote is not None else (plan.host, plan.port)
+    return await _connect_tcp(host, port, plan, log, resolver)
 
 
 async def _connect_tcp(
@@ -158,20 +192,76 @@ async def _connect_tcp(
             raise ConnectError(f"resolve {host!r}: no address found")
         log.add(NetworkEvent.RESOLVED)
     failures: list[str] = []
-    for address in addresses:
-        log.add(NetworkEvent.CONNECTING)
+    stream = await _race(interleave(addresses), port, plan.local, log, failures)
+    if stream is None:
+        detail = failures[0] if len(failures) == 1 else "; ".join(failures)
+        if len(failures) == 1:
+            detail = detail.split(": ", 1)[1]
+        raise ConnectError(f"connect to {label}: {detail}")
+    log.add(NetworkEvent.CONNECTED)
+    peer = stream.extra(SocketAttribute.remote_address)
+    return stream, (str(peer[0]), int(peer[1]))
+
+
+def interleave(addresses: list[str]) -> list[str]:
+    """Alternate address families, the first family first (RFC 8305 §4)."""
+    first_v6 = ":" in addresses[0]
+    same = [a for a in addresses if (":" in a) == first_v6]
+    other = [a for a in addresses if (":" in a) != first_v6]
+    ordered: list[str] = []
+    for index in range(max(len(same), len(other))):
+        ordered.extend(group[index] for group in (same, other) if index < len(group))
+    return ordered
+
+
+async def _race(
+    addresses: list[str],
+    port: int,
+    local: tuple[str, int] | None,
+    log: ConnectLog,
+    failures: list[str],
+) -> SocketStream | None:
+    """Happy Eyeballs (RFC 8305): start the next attempt when one fails or lags.
+
+    The first connected stream wins; the other attempts are cancelled, and a
+    stream that connects after the winner is closed. Returns None when every
+    address failed (their causes are appended to ``failures``).
+    """
+    winner: SocketStream | None = None
+
+    async def attempt(address: str, done: anyio.Event) -> None:
+        nonlocal winner
         try:
-            stream = await anyio.connect_tcp(address, port, local_host=plan.local_host)
+            stream = await anyio.connect_tcp(
+                address,
+                port,
+                local_host=local[0] if local else None,
+                local_port=local[1] if local else None,
+            )
         except OSError as exc:
             failures.append(f"{address}: {_cause(exc)}")
-            continue
-        log.add(NetworkEvent.CONNECTED)
-        peer = stream.extra(SocketAttribute.remote_address)
-        return stream, (str(peer[0]), int(peer[1]))
-    detail = failures[0] if len(failures) == 1 else "; ".join(failures)
-    if len(failures) == 1:
-        detail = detail.split(": ", 1)[1]
-    raise ConnectError(f"connect to {label}: {detail}")
+            return
+        finally:
+            done.set()
+        if winner is None:
+            winner = stream
+            group.cancel_scope.cancel()
+        else:
+            await anyio.aclose_forcefully(stream)
+
+    try:
+        async with anyio.create_task_group() as group:
+            for address in addresses:
+                done = anyio.Event()
+                log.add(NetworkEvent.CONNECTING)
+                group.start_soon(attempt, address, done)
+                with anyio.move_on_after(HAPPY_EYEBALLS_DELAY):
+                    await done.wait()
+    except BaseException:
+        if winner is not None:
+            await anyio.aclose_forcefully(winner)
+        raise
+    return winner
 
 
 def _cause(exc: OSError) -> str:

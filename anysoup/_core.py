@@ -18,17 +18,19 @@ import anyio
 import h11
 
 from ._body import DRAIN_LIMIT, InputStream
-from ._enums import NO_FLAGS, HTTPVersion, MessageFlags, NetworkEvent
+from ._enums import NO_FLAGS, HTTPVersion, MessageFlags, NetworkEvent, TlsCertificateFlags
 from ._exceptions import (
     Error,
     NetworkError,
     ParsingError,
     TimeoutError,
+    TlsError,
     TooManyRedirects,
     TooManyRestarts,
 )
 from ._headers import MessageHeaders
 from ._signals import active
+from ._tls import describe_flags
 
 if TYPE_CHECKING:
     from ._message import Message, MessageMetrics
@@ -46,6 +48,7 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 MAX_RESENDS = 20
 #: How long closing a half-read body may spend draining it (at most DRAIN_LIMIT bytes).
 DRAIN_SECONDS = 0.5
+_NO_ERRORS = TlsCertificateFlags.NO_FLAGS
 #: h11's version strings and ours.
 _HTTP_VERSIONS = {b"1.1": HTTPVersion.HTTP_1_1, b"1.0": HTTPVersion.HTTP_1_0}
 
@@ -60,14 +63,18 @@ def check_resend(msg: Message) -> None:
         raise TooManyRestarts(text, message=msg)
 
 
-async def send_message(pool: Pool, plan_for: PlanFor, msg: Message) -> InputStream:
+async def send_message(
+    pool: Pool, plan_for: PlanFor, tls_plan: TlsPlan, msg: Message
+) -> InputStream:
     """Send ``msg`` and return its body stream once the final headers are in.
 
-    The session binds ``pool`` and ``plan_for`` with :func:`functools.partial`,
-    which makes this the innermost stage of the chain without a frame between.
+    The session binds ``pool``, ``plan_for`` and ``tls_plan`` with
+    :func:`functools.partial`, which makes this the innermost stage of the
+    chain without a frame between.
     """
-    uri = msg.uri
-    key, plan = plan_for(uri)
+    key, plan = plan_for(msg.uri)
+    if plan.ssl_context is not None:  # the message's identity and trust mode count
+        key, plan = await tls_plan(msg)
     method = msg.method
     flags = msg.flags
     if flags is NO_FLAGS:  # enum.Flag operations cost more than the rest
@@ -81,10 +88,18 @@ async def send_message(pool: Pool, plan_for: PlanFor, msg: Message) -> InputStre
         # The common case, an idle connection and nobody waiting, needs no await.
         conn = None if fresh_only else pool.checkout_idle(key)
         if conn is None:
-            conn = await pool.acquire(key, plan, priority=msg.priority, fresh_only=fresh_only)
+            try:
+                conn = await pool.acquire(key, plan, priority=msg.priority, fresh_only=fresh_only)
+            except TlsError as exc:
+                if not await _client_certificate_given(msg, exc):
+                    raise
+                key, plan = await tls_plan(msg)
+                continue
         reused = conn.used
         conn.used = True
         try:
+            if conn.certificate_errors is not None:
+                await _accept_certificate(conn, msg)
             return await _exchange(pool, conn, msg, headers)
         except NetworkError as exc:
             pool.release(conn, reusable=False)
@@ -104,9 +119,55 @@ async def send_message(pool: Pool, plan_for: PlanFor, msg: Message) -> InputStre
             if signal is not None:
                 await signal.emit()
             fresh_only = True
+        except TlsError as exc:
+            # TLS 1.3: the server judges the client certificate after our
+            # handshake ended, and its verdict is the first thing we read.
+            pool.release(conn, reusable=False)
+            if not await _client_certificate_given(msg, exc):
+                raise
+            key, plan = await tls_plan(msg)
+            fresh_only = True
         except BaseException:
             pool.release(conn, reusable=False)
             raise
+
+
+async def _accept_certificate(conn: Connection, msg: Message) -> None:
+    """Let ``msg`` judge the certificate of a relaxed connection, or raise TlsError."""
+    errors = conn.certificate_errors
+    assert errors is not None
+    msg.tls_peer_certificate = conn.peer_certificate
+    msg.tls_peer_certificate_errors = errors
+    signal = active(msg, "accept_certificate")
+    if signal is not None and await signal.emit_until_true(conn.peer_certificate, errors):
+        return
+    raise TlsError(
+        f"TLS handshake with {conn.plan.label}: certificate rejected "
+        f"({describe_flags(errors)}); "
+        "no accept_certificate handler accepted it",
+        message=msg,
+        errors=errors,
+    )
+
+
+async def _client_certificate_given(msg: Message, exc: TlsError) -> bool:
+    """After a TlsError: did a ``request_certificate`` handler give a certificate?
+
+    Asked only when the server demanded a certificate and the message had
+    none. When True the message is to be sent again with it.
+    """
+    if exc.errors:
+        msg.tls_peer_certificate_errors = exc.errors
+    if not exc._wants_client_certificate or msg._tls_client_certificate is not None:
+        return False
+    signal = active(msg, "request_certificate")
+    if signal is None:
+        return False
+    await signal.emit_until_true()
+    if msg._tls_client_certificate is None:
+        return False
+    check_resend(msg)
+    return True
 
 
 def _wire_headers(msg: Message, authority: str) -> list[tuple[str, str]]:
@@ -146,6 +207,8 @@ async def _exchange(
     if conn.tls_version is not None:
         msg.tls_protocol_version = conn.tls_version
         msg.tls_ciphersuite_name = conn.tls_cipher
+        msg.tls_peer_certificate = conn.peer_certificate
+        msg.tls_peer_certificate_errors = conn.certificate_errors or _NO_ERRORS
     target = "*" if msg._options_ping else (msg.uri.raw_path_qs or "/")
     if metrics is not None:
         metrics.request_start = time.monotonic()
@@ -338,10 +401,11 @@ class _Exchange:
 
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Hashable
+    from collections.abc import Awaitable, Callable, Hashable
 
     from yarl import URL
 
     from ._connect import ConnectPlan
 
     PlanFor = Callable[[URL], tuple[Hashable, ConnectPlan]]
+    TlsPlan = Callable[[Message], Awaitable[tuple[Hashable, ConnectPlan]]]

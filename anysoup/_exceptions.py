@@ -162,6 +162,8 @@ class TlsError(Error):
     ) -> None:
         super().__init__(text, message=message)
         self.errors = errors
+        # Set when the server asked for a client certificate none was given for.
+        self._wants_client_certificate = False
 
 
 class RequestCancelled(Error):

@@ -31,7 +31,9 @@ from ._exceptions import (
     ParsingError,
     RequestCancelled,
     TimeoutError,
+    TlsError,
 )
+from ._tls import alert_error
 
 if TYPE_CHECKING:
     from ._pool import Connection
@@ -203,7 +205,7 @@ class HTTP1Connection:
 
     # -- errors --------------------------------------------------------------
 
-    def _io_error(self, phase: str, exc: BaseException) -> Error:
+    def _io_error(self, phase: str, exc: BaseException) -> Error | TlsError:
         reason = self._owner.close_reason
         if reason == "timeout":
             return TimeoutError(
@@ -214,6 +216,9 @@ class HTTP1Connection:
             return RequestCancelled(f"{phase} {self.label}: the session was aborted")
         if reason == "session closed":
             return NetworkError(f"{phase} {self.label}: the session is closed")
+        alert = alert_error(exc, self.label, identity=self._owner.plan.identity)
+        if alert is not None:
+            return alert
         if isinstance(exc, anyio.EndOfStream) or (
             isinstance(exc, ssl.SSLError) and "EOF" in str(exc)
         ):

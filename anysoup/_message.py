@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from yarl import URL
@@ -17,6 +17,7 @@ from ._signals import Signal, SignalDescriptor
 from ._uri import parse_uri
 
 if TYPE_CHECKING:
+    from ._certificate import TlsCertificate
     from ._connect import RemoteAddress
 
 __all__ = ["Message", "MessageMetrics"]
@@ -93,6 +94,7 @@ class Message:
         "_queued",
         "_restarts",
         "_signals",
+        "_tls_client_certificate",
         "first_party",
         "flags",
         "http_version",
@@ -151,10 +153,15 @@ class Message:
         "``(msg, auth, retrying) -> bool``: credentials are needed."
     )
     accept_certificate: SignalDescriptor[Message] = SignalDescriptor(
-        "``(msg, cert, errors) -> bool``: the peer's certificate failed validation."
+        "``(msg, cert, errors) -> bool``: the server's certificate (a "
+        ":class:`anysoup.TlsCertificate`) failed validation for the reasons in ``errors`` "
+        "(:class:`anysoup.TlsCertificateFlags`); return True to use the connection anyway. "
+        "Asked of every message that uses such a connection."
     )
     request_certificate: SignalDescriptor[Message] = SignalDescriptor(
-        "``(msg)``: the server asks for a client certificate."
+        "``(msg) -> bool``: the server demands a client certificate and none was given; "
+        "call :meth:`set_tls_client_certificate` and return True to send the request "
+        "again on a connection that presents it."
     )
     content_sniffed: SignalDescriptor[Message] = SignalDescriptor(
         "``(msg, content_type, params)``: the content type was sniffed."
@@ -201,9 +208,10 @@ class Message:
         self.is_top_level_navigation = False
         #: The address of the peer the response came from.
         self.remote_address: RemoteAddress | None = None
-        #: The peer's TLS certificate (https only; filled by the TLS layer).
-        self.tls_peer_certificate: Any = None
-        #: Why the peer's certificate failed validation, if it was accepted anyway.
+        #: The server's TLS certificate (https only), on new and reused connections.
+        self.tls_peer_certificate: TlsCertificate | None = None
+        #: Why the server's certificate failed validation: set when a handler
+        #: of ``accept_certificate`` accepted it, or on the :class:`TlsError`.
         self.tls_peer_certificate_errors = TlsCertificateFlags.NO_FLAGS
         #: The negotiated TLS version, e.g. ``"TLSv1.3"``.
         self.tls_protocol_version: str | None = None
@@ -214,6 +222,7 @@ class Message:
         self._body = RequestBody.make(body) if body is not None else None
         self._disabled: set[type] | None = None
         self._signals: dict[str, Signal] | None = None
+        self._tls_client_certificate: TlsCertificate | None = None
         self._queued = False
         self._options_ping = False
         self._restarts = 0
@@ -399,6 +408,40 @@ class Message:
         self.site_for_cookies = (
             parse_uri(uri, what="site_for_cookies") if uri is not None else None
         )
+
+    @property
+    def tls_client_certificate(self) -> TlsCertificate | None:
+        """The client certificate set for this message, if any."""
+        return self._tls_client_certificate
+
+    def set_tls_client_certificate(self, certificate: TlsCertificate | None) -> None:
+        """Present ``certificate`` (with its private key) to servers that ask for one.
+
+        It takes precedence over the session's ``tls_interaction``. Connections
+        made with it serve only messages that present the same certificate.
+
+        Raises:
+            ValueError: ``certificate`` has no private key.
+        """
+        if certificate is not None and not certificate.has_private_key:
+            raise ValueError("tls client certificate: the certificate needs its private key")
+        self._tls_client_certificate = certificate
+
+    def get_tls_peer_certificate(self) -> TlsCertificate | None:
+        """Alias of :attr:`tls_peer_certificate`."""
+        return self.tls_peer_certificate
+
+    def get_tls_peer_certificate_errors(self) -> TlsCertificateFlags:
+        """Alias of :attr:`tls_peer_certificate_errors`."""
+        return self.tls_peer_certificate_errors
+
+    def get_tls_protocol_version(self) -> str | None:
+        """Alias of :attr:`tls_protocol_version`."""
+        return self.tls_protocol_version
+
+    def get_tls_ciphersuite_name(self) -> str | None:
+        """Alias of :attr:`tls_ciphersuite_name`."""
+        return self.tls_ciphersuite_name
 
     def get_is_top_level_navigation(self) -> bool:
         """Alias of :attr:`is_top_level_navigation`."""

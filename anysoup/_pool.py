@@ -20,7 +20,9 @@ import anyio
 from anyio.abc import ByteStream, SocketAttribute, TaskGroup
 from anyio.streams.tls import TLSAttribute
 
+from ._certificate import TlsCertificate
 from ._connect import ConnectLog, ConnectPlan, RemoteAddress, Resolver, open_stream, resolve
+from ._enums import TlsCertificateFlags
 from ._exceptions import Error, NetworkError, RequestCancelled, TimeoutError
 from ._http1 import HTTP1Connection
 from ._pool_state import ConnectionRecord, PoolState, PoolStatistics, Waiter
@@ -42,12 +44,14 @@ class Connection(ConnectionRecord):
         "_poller",
         "_pool",
         "_scope",
+        "certificate_errors",
         "close_reason",
         "closed",
         "finished",
         "http",
         "log",
         "peer",
+        "peer_certificate",
         "plan",
         "stream",
         "tls_cipher",
@@ -74,6 +78,12 @@ class Connection(ConnectionRecord):
         #: The negotiated TLS version and cipher suite (https only).
         self.tls_version: str | None = None
         self.tls_cipher: str | None = None
+        #: The server's certificate (https only).
+        self.peer_certificate: TlsCertificate | None = None
+        #: The problems of ``peer_certificate``; None when it passed validation.
+        #: Only a relaxed connection has problems, and each message that uses
+        #: it must accept them (``accept_certificate``).
+        self.certificate_errors: TlsCertificateFlags | None = None
         #: Network events and times of the connect, for the first message.
         self.log: ConnectLog | None = ConnectLog()
 
@@ -111,7 +121,7 @@ class Connection(ConnectionRecord):
         assert self.log is not None
         try:
             with anyio.fail_after(timeout if timeout > 0 else None):
-                self.stream, self.peer = await open_stream(
+                self.stream, self.peer, errors = await open_stream(
                     self.plan, self.log, self._pool.resolver
                 )
         except TimeoutError:  # anysoup's own (none today): let it through
@@ -129,6 +139,11 @@ class Connection(ConnectionRecord):
             self.tls_version = self.stream.extra(TLSAttribute.tls_version, None)
             cipher = self.stream.extra(TLSAttribute.cipher, None)
             self.tls_cipher = cipher[0] if cipher else None
+            der = self.stream.extra(TLSAttribute.peer_certificate_binary, None)
+            if der:
+                self.peer_certificate = TlsCertificate(der)
+            if errors:
+                self.certificate_errors = errors
 
     def is_alive(self) -> bool:
         """Whether an idle connection's socket is still open and quiet."""

@@ -14,6 +14,7 @@ from yarl import URL
 
 from ._body import InputStream
 from ._cancellable import Cancellable
+from ._certificate import TlsCertificate, TlsInteraction
 from ._chain import build_chain
 from ._connect import ConnectPlan, RemoteAddress
 from ._core import send_message
@@ -87,7 +88,8 @@ class Session(SessionProperties):
         accept_language_auto: Build ``accept_language`` from the locale
             environment (LANGUAGE, LC_ALL, LC_MESSAGES, LANG).
         idle_timeout: Seconds an idle connection is kept (0: forever).
-        local_address: ``(host, port)`` to bind outgoing connections to.
+        local_address: ``(host, port)`` to bind outgoing TCP connections to
+            (port 0: any).
         max_conns: Connections open at once, all hosts together.
         max_conns_per_host: Connections open at once to one host.
         proxy_resolver: Reserved for proxy support; None for none.
@@ -97,7 +99,7 @@ class Session(SessionProperties):
             before :class:`anysoup.TimeoutError`; 0 waits forever.
         tls_database: Who validates certificates: :data:`DEFAULT` (the system
             store), a :class:`TlsDatabase`, or None (every certificate fails).
-        tls_interaction: Client certificates (a later release).
+        tls_interaction: Gives client certificates (:class:`TlsInteraction`).
         user_agent: The ``User-Agent`` header; ``""`` means ``anysoup/VERSION``,
             a value ending in a space gets it appended.
         features: Features to add to the defaults.
@@ -123,7 +125,7 @@ class Session(SessionProperties):
         remote_connectable: RemoteAddress | None = None,
         timeout: float = 60,
         tls_database: TlsDatabase | None = DEFAULT,
-        tls_interaction: Any = None,
+        tls_interaction: TlsInteraction | None = None,
         user_agent: str | None = None,
         features: Iterable[SessionFeature] = (),
     ) -> None:
@@ -136,9 +138,11 @@ class Session(SessionProperties):
             timeout=_seconds("timeout", timeout),
         )
         self._features: list[SessionFeature] = []
-        self._send_core: CallNext = partial(send_message, self._pool, self._plan_for)
+        self._send_core: CallNext = partial(
+            send_message, self._pool, self._plan_for, self._tls_plan
+        )
         self._chain: CallNext = self._send_core
-        self._plans: dict[tuple[str, str, int], tuple[Hashable, ConnectPlan]] = {}
+        self._plans: dict[Hashable, tuple[Hashable, ConnectPlan]] = {}
         self._accept_language = accept_language
         self._accept_language_auto = False
         self._user_agent = user_agent
@@ -147,7 +151,8 @@ class Session(SessionProperties):
         self._remote_connectable: RemoteAddress | None = None
         self.remote_connectable = remote_connectable  # the setter normalises (host, port)
         self._proxy_resolver = None if proxy_resolver is DEFAULT else proxy_resolver
-        self._tls_interaction = tls_interaction
+        self._tls_interaction: TlsInteraction | None = None
+        self.tls_interaction = tls_interaction
         # DEFAULT stays a marker until https is first used: loading the system
         # store costs tens of milliseconds that a plain-http program needn't pay.
         self._tls_database: TlsDatabase | None = DEFAULT
@@ -367,30 +372,67 @@ class Session(SessionProperties):
             with anyio.CancelScope(shield=True):
                 await signal.emit(msg)
 
-    def _plan_for(self, uri: URL) -> tuple[Hashable, ConnectPlan]:
-        """The pool key and connect plan for a URI (cached per scheme, host, port)."""
+    def _plan_for(
+        self, uri: URL, relaxed: bool = False, identity: TlsCertificate | None = None
+    ) -> tuple[Hashable, ConnectPlan]:
+        """The pool key and connect plan for a URI (cached).
+
+        The key holds every setting that makes one connection unfit for
+        another request: scheme, host (also the TLS server name), port, the
+        trust database, whether the certificate may be judged by the message
+        (``relaxed``), the client identity, the remote and local addresses.
+        """
         scheme = scheme_class(uri)
         host = uri.raw_host or ""
         port = uri.port or 0
-        cached = self._plans.get((scheme, host, port))
+        identity_key = identity._identity if identity is not None else None
+        cache_key = (
+            (scheme, host, port)
+            if not relaxed and identity is None
+            else (scheme, host, port, relaxed, identity_key)
+        )
+        cached = self._plans.get(cache_key)
         if cached is not None:
             return cached
         database = self._database_for_tls() if is_secure(uri) else None
         plan = ConnectPlan(
             host=host,
             port=port,
-            ssl_context=database.ssl_context if database is not None else None,
+            ssl_context=database.context_for(identity) if database is not None else None,
+            relaxed_context=(
+                database.context_for(identity, verify=False)
+                if database is not None and relaxed
+                else None
+            ),
+            identity=identity is not None,
             remote=self._remote_connectable,
-            local_host=self._local_address[0] if self._local_address else None,
+            local=self._local_address,
             authority=host_header(uri),
         )
         # The database itself (hashed by identity), not its id(): the key keeps it
         # alive, so a later database can't reuse the number and share connections.
-        key = (scheme, host, port, database, plan.remote, plan.local_host)
+        key = (
+            scheme,
+            host,
+            port,
+            database,
+            relaxed and database is not None,
+            identity_key,
+            plan.remote,
+            plan.local,
+        )
         if len(self._plans) >= _PLAN_CACHE_SIZE:  # a crawler meets many hosts: stay bounded
             self._plans.clear()
-        self._plans[(scheme, host, port)] = (key, plan)
+        self._plans[cache_key] = (key, plan)
         return key, plan
+
+    async def _tls_plan(self, msg: Message) -> tuple[Hashable, ConnectPlan]:
+        """The key and plan for an https message: its client identity and trust mode."""
+        identity = msg._tls_client_certificate
+        if identity is None and self._tls_interaction is not None:
+            identity = await self._tls_interaction.request_certificate(msg)
+        relaxed = active(msg, "accept_certificate") is not None
+        return self._plan_for(msg.uri, relaxed, identity)
 
     def _database_for_tls(self) -> TlsDatabase:
         database = self.tls_database

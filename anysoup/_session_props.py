@@ -10,6 +10,7 @@ import os
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
+from ._certificate import TlsInteraction
 from ._connect import ConnectPlan, RemoteAddress, UnixSocketAddress
 from ._locale import accept_language_from_environ, user_agent_header
 from ._tls import TlsDatabase
@@ -81,7 +82,7 @@ class SessionProperties:
 
     # Set by Session.__init__.
     _pool: Pool
-    _plans: dict[tuple[str, str, int], tuple[Hashable, ConnectPlan]]
+    _plans: dict[Hashable, tuple[Hashable, ConnectPlan]]
     _accept_language: str | None
     _accept_language_auto: bool
     _user_agent: str | None
@@ -89,7 +90,7 @@ class SessionProperties:
     _local_address: tuple[str, int] | None
     _remote_connectable: RemoteAddress | None
     _proxy_resolver: Any
-    _tls_interaction: Any
+    _tls_interaction: TlsInteraction | None
     _tls_database: TlsDatabase | None
 
     # -- properties ------------------------------------------------------------
@@ -133,11 +134,20 @@ class SessionProperties:
 
     @property
     def local_address(self) -> tuple[str, int] | None:
-        """The local ``(host, port)`` new connections are bound to."""
+        """The local ``(host, port)`` new TCP connections are bound to (port 0: any)."""
         return self._local_address
 
     @local_address.setter
     def local_address(self, value: tuple[str, int] | None) -> None:
+        if isinstance(value, UnixSocketAddress):
+            # One path can be bound by one socket at a time, and a pool has many.
+            raise TypeError(
+                "local_address: a Unix socket path can't be shared by pooled connections; "
+                "give a (host, port) for TCP"
+            )
+        if value is not None:
+            host, port = value
+            value = (str(host), int(port))
         self._local_address = value
         self._plans.clear()
 
@@ -206,14 +216,15 @@ class SessionProperties:
         self._plans.clear()
 
     @property
-    def tls_interaction(self) -> Any:
-        """The client-certificate provider (used by a later release)."""
+    def tls_interaction(self) -> TlsInteraction | None:
+        """Gives client certificates to https connections (None: no certificate)."""
         return self._tls_interaction
 
     @tls_interaction.setter
-    def tls_interaction(self, value: Any) -> None:
+    def tls_interaction(self, value: TlsInteraction | None) -> None:
+        if value is not None and not isinstance(value, TlsInteraction):
+            raise TypeError(f"tls_interaction: expected TlsInteraction or None, got {value!r}")
         self._tls_interaction = value
-        self._plans.clear()
 
     @property
     def user_agent(self) -> str | None:
@@ -307,11 +318,11 @@ class SessionProperties:
         """Set :attr:`tls_database`."""
         self.tls_database = value
 
-    def get_tls_interaction(self) -> Any:
+    def get_tls_interaction(self) -> TlsInteraction | None:
         """Alias of :attr:`tls_interaction`."""
         return self.tls_interaction
 
-    def set_tls_interaction(self, value: Any) -> None:
+    def set_tls_interaction(self, value: TlsInteraction | None) -> None:
         """Set :attr:`tls_interaction`."""
         self.tls_interaction = value
 

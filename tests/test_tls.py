@@ -322,7 +322,7 @@ async def test_caller_context_is_never_touched(
     tls_server_context.set_alpn_protocols(["h2", "http/1.1"])
     seen = TlsSeen()
     async with serve_http(seen.handler, ssl_context=tls_server_context) as server:
-        database = anysoup.TlsDatabase(tls_client_context, "the caller's context")
+        database = anysoup.TlsDatabase.from_ssl_context(tls_client_context)
         async with anysoup.Session(tls_database=database) as session:
             assert session.tls_database.ssl_context is tls_client_context
             _, body = await get(session, server.url_for("/mine"))
