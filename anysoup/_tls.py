@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
+import anyio
+
 from ._enums import TlsCertificateFlags
 from ._exceptions import TlsError
 
@@ -216,6 +218,12 @@ def tls_error(exc: BaseException, label: str, *, identity: bool = False) -> TlsE
     elif code == "SSLV3_ALERT_HANDSHAKE_FAILURE" and not identity:
         cause = "the server refused the handshake (does it require a client certificate?)"
         wants_certificate = True
+    elif isinstance(exc, (anyio.EndOfStream, ssl.SSLEOFError, ConnectionResetError)):
+        # Some servers hang up instead of sending an alert.
+        cause = "the server closed the connection during the handshake"
+        if not identity:
+            cause += " (does it require a client certificate?)"
+            wants_certificate = True
     elif isinstance(code, str) and code.isupper():
         cause = code.lower().replace("_", " ")  # an OpenSSL reason code
     else:
