@@ -45,9 +45,9 @@ class TlsCertificate:
     """An X.509 certificate, perhaps with its private key (``GTlsCertificate``).
 
     Make one with :meth:`from_pem` or :meth:`from_file` (a client certificate
-    needs its key); a message's :attr:`~anysoup.Message.tls_peer_certificate`
-    is one. Two objects for the same certificate compare equal, which makes
-    pinning a comparison: ``cert == pinned``.
+    needs its key); a message's ``tls_peer_certificate`` is one. Two objects
+    for the same certificate compare equal, which makes pinning a comparison:
+    ``cert == pinned``.
     """
 
     __slots__ = ("_chain_pem", "_der", "_identity", "_key_pem", "_parsed")

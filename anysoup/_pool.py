@@ -13,7 +13,7 @@ import builtins
 import select
 import time
 import weakref
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -130,16 +130,17 @@ class Connection(ConnectionRecord):
             raise TimeoutError(f"connect to {label} timed out after {timeout:g} s") from exc
         self.http = HTTP1Connection(self.stream, self, label)
         self.http.timeout = timeout
-        # Looked up once: anyio builds every extra attribute on each extra() call.
-        sock = self.stream.extra(SocketAttribute.raw_socket, None)
-        if sock is not None:
+        # One lookup table: anyio builds every extra attribute on each extra() call.
+        extras: Mapping[Any, Callable[[], Any]] = self.stream.extra_attributes
+        raw_socket = extras.get(SocketAttribute.raw_socket)
+        if raw_socket is not None:
             self._poller = select.poll()
-            self._poller.register(sock.fileno(), select.POLLIN)
+            self._poller.register(raw_socket().fileno(), select.POLLIN)
         if self.plan.ssl_context is not None:
-            self.tls_version = self.stream.extra(TLSAttribute.tls_version, None)
-            cipher = self.stream.extra(TLSAttribute.cipher, None)
-            self.tls_cipher = cipher[0] if cipher else None
-            der = self.stream.extra(TLSAttribute.peer_certificate_binary, None)
+            self.tls_version = str(extras[TLSAttribute.tls_version]())
+            cipher = extras[TLSAttribute.cipher]()
+            self.tls_cipher = str(cipher[0]) if cipher else None
+            der: bytes | None = extras[TLSAttribute.peer_certificate_binary]()
             if der:
                 self.peer_certificate = TlsCertificate(der)
             if errors:

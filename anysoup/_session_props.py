@@ -217,7 +217,7 @@ class SessionProperties:
 
     @property
     def tls_interaction(self) -> TlsInteraction | None:
-        """Gives client certificates to https connections (None: no certificate)."""
+        """What gives client certificates to https connections, or None for none."""
         return self._tls_interaction
 
     @tls_interaction.setter

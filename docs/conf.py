@@ -20,6 +20,7 @@ nitpick_ignore_regex = [
     (r"py:class", r"yarl\..*|URL"),
     (r"py:class", r"h11\..*"),
     (r"py:class", r"(ssl\.)?SSLContext"),
+    (r"py:class", r"(datetime|ipaddress)\..*"),
     (r"py:class", r"anysoup\._.*"),
     (r"py:class", r"TaskStatus.*|ByteSendStream|_Writable|TracebackType|Hashable"),
     (r"py:class", r"RemoteAddress|RequestBodySource|CallNext|Signal|SignalDescriptor.*"),
