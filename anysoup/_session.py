@@ -147,7 +147,8 @@ class Session(SessionProperties):
         self._accept_language_auto = False
         self._user_agent = user_agent
         self._user_agent_header = user_agent_header(user_agent, __version__)
-        self._local_address = local_address
+        self._local_address: tuple[str, int] | None = None
+        self.local_address = local_address  # the setter checks and normalises it
         self._remote_connectable: RemoteAddress | None = None
         self.remote_connectable = remote_connectable  # the setter normalises (host, port)
         self._proxy_resolver = None if proxy_resolver is DEFAULT else proxy_resolver
@@ -298,6 +299,8 @@ class Session(SessionProperties):
                 while no request took it over).
         """
         key, plan = self._plan_for(msg.uri)
+        if plan.ssl_context is not None:  # the connection the message itself would use
+            key, plan = await self._tls_plan(msg)
         try:
             if cancellable is None:
                 await self._pool.preconnect(key, plan, priority=msg.priority)
