@@ -123,6 +123,9 @@ async def send_message(
             # TLS 1.3: the server judges the client certificate after our
             # handshake ended, and its verdict is the first thing we read.
             pool.release(conn, reusable=False)
+            body = msg._body
+            if body is not None and body._consumed:
+                raise  # a stream body already went out with the request: no re-send
             if not await _client_certificate_given(msg, exc):
                 raise
             key, plan = await tls_plan(msg)

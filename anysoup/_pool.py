@@ -34,6 +34,8 @@ __all__ = ["Connection", "Pool"]
 
 #: Longest sleep of the sweeper while the pool holds connections.
 SWEEP_INTERVAL = 1.0
+#: The peer shut its side (Linux); 0 where poll() can't report it apart from data.
+_POLLRDHUP = getattr(select, "POLLRDHUP", 0)
 
 
 class Connection(ConnectionRecord):
@@ -135,7 +137,7 @@ class Connection(ConnectionRecord):
         raw_socket = extras.get(SocketAttribute.raw_socket)
         if raw_socket is not None:
             self._poller = select.poll()
-            self._poller.register(raw_socket().fileno(), select.POLLIN)
+            self._poller.register(raw_socket().fileno(), select.POLLIN | _POLLRDHUP)
         if self.plan.ssl_context is not None:
             self.tls_version = str(extras[TLSAttribute.tls_version]())
             cipher = extras[TLSAttribute.cipher]()
@@ -154,8 +156,17 @@ class Connection(ConnectionRecord):
         if poller is None:
             return True
         # Readable while idle: EOF (the server closed it) or bytes nobody asked
-        # for (a next response would be out of step). Drop it either way.
-        return not poller.poll(0)
+        # for (a next response would be out of step). Drop it either way...
+        events = poller.poll(0)
+        if not events:
+            return True
+        # ...except TLS 1.3 session tickets, sent after the handshake and read
+        # with the first response: a connection not used yet (preconnected) is
+        # dead only when the server hung up, which POLLRDHUP tells apart.
+        if not self.used and _POLLRDHUP and self.tls_version == "TLSv1.3":
+            hung_up = _POLLRDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL
+            return not events[0][1] & hung_up
+        return False
 
     def __repr__(self) -> str:
         return f"<anysoup.Connection {self.plan.label} {self.state.value}>"
