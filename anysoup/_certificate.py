@@ -239,11 +239,19 @@ class TlsCertificate:
                 f"certificate {self._short()}: a client certificate needs its private key"
             )
         text = "\n".join(p for p in (self.pem, self._chain_pem, self._key_pem) if p) + "\n"
+
+        def no_pass_phrase() -> bytes:
+            # Without a callback OpenSSL would prompt on the terminal for one.
+            raise ValueError(
+                f"certificate {self._short()}: the private key is encrypted "
+                "(keys with a pass phrase are not supported)"
+            )
+
         fd, path = tempfile.mkstemp(prefix="anysoup-", suffix=".pem")
         try:
             with os.fdopen(fd, "w", encoding="ascii") as file:
                 file.write(text)
-            context.load_cert_chain(path)
+            context.load_cert_chain(path, password=no_pass_phrase)
         except ssl.SSLError as exc:
             reason = exc.reason or str(exc)
             raise ValueError(
