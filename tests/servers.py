@@ -2,8 +2,8 @@
 
 Theory of operation: every server here lives in an anyio task group opened by
 an async context manager, so it runs on whichever backend the test runs
-(asyncio or trio), binds 127.0.0.1 on a free port, and is gone when the
-``async with`` block ends.
+(asyncio or trio), binds 127.0.0.1 on a free port (or, given ``unix_path``,
+a Unix socket), and is gone when the ``async with`` block ends.
 
 * :func:`serve_http` is a scripted HTTP/1.1 server built on h11. It parses
   each request, hands it to a handler that answers through a
@@ -94,6 +94,8 @@ class Server:
     host: str
     port: int
     scheme: str
+    #: The Unix socket it listens on instead of TCP (then host is ``localhost``, port 0).
+    unix_path: str | None = None
     requests: list[ReceivedRequest] = field(default_factory=list)
     connections: int = 0  #: connections accepted so far
     open_connections: int = 0  #: accepted and not yet closed by the server
@@ -101,7 +103,9 @@ class Server:
 
     @property
     def url(self) -> str:
-        """The base URL, e.g. ``http://127.0.0.1:41234``."""
+        """The base URL, e.g. ``http://127.0.0.1:41234``; ``http://localhost`` on a Unix socket."""
+        if self.unix_path is not None:
+            return f"{self.scheme}://{self.host}"
         return f"{self.scheme}://{self.host}:{self.port}"
 
     def url_for(self, path: str) -> str:
@@ -316,6 +320,7 @@ async def serve_http(
     ssl_context: ssl.SSLContext | None = None,
     read_body: bool = True,
     on_connect: RawHandler | None = None,
+    unix_path: str | None = None,
 ) -> AsyncIterator[Server]:
     """Serve HTTP/1.1 through h11, calling ``handler`` for each request.
 
@@ -330,6 +335,7 @@ async def serve_http(
             the body unread ends the connection.
         on_connect: Called once per connection before the first request; it
             may close or reset the connection.
+        unix_path: Listen on a new Unix socket at this path instead of TCP.
     """
 
     async def run(conn: ServerConnection) -> None:
@@ -338,13 +344,16 @@ async def serve_http(
                 await conn.read_body()
             await handler(conn, request)
 
-    async with _serve(run, ssl_context, on_connect) as server:
+    async with _serve(run, ssl_context, on_connect, unix_path) as server:
         yield server
 
 
 @asynccontextmanager
 async def serve_raw(
-    handler: RawHandler, *, ssl_context: ssl.SSLContext | None = None
+    handler: RawHandler,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    unix_path: str | None = None,
 ) -> AsyncIterator[Server]:
     """Serve raw connections: ``handler`` scripts every byte (after TLS, if any).
 
@@ -352,21 +361,31 @@ async def serve_raw(
     request head first (``await conn.stream.receive_until(b"\\r\\n\\r\\n",
     65536)``) so that closing does not turn into a reset. A handler may also
     speak HTTP through h11 with :meth:`ServerConnection.next_request`,
-    ``read_body`` and ``respond``.
+    ``read_body`` and ``respond``. With ``unix_path`` it listens on a new Unix
+    socket at that path instead of TCP.
     """
-    async with _serve(handler, ssl_context, None) as server:
+    async with _serve(handler, ssl_context, None, unix_path) as server:
         yield server
 
 
 @asynccontextmanager
 async def _serve(
-    run: RawHandler, ssl_context: ssl.SSLContext | None, on_connect: RawHandler | None
+    run: RawHandler,
+    ssl_context: ssl.SSLContext | None,
+    on_connect: RawHandler | None,
+    unix_path: str | None = None,
 ) -> AsyncIterator[Server]:
-    multi = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-    async with multi:
+    scheme = "https" if ssl_context else "http"
+    listener: anyio.abc.SocketListener
+    if unix_path is not None:
+        listener = await anyio.create_unix_listener(unix_path)
+        server = Server("localhost", 0, scheme, unix_path=unix_path)
+    else:
+        multi = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
         (listener,) = multi.listeners
         port = listener.extra(anyio.abc.SocketAttribute.local_port)
-        server = Server("127.0.0.1", port, "https" if ssl_context else "http")
+        server = Server("127.0.0.1", port, scheme)
+    async with listener:
 
         async def serve_one(stream: anyio.abc.ByteStream, index: int) -> None:
             try:
@@ -425,8 +444,14 @@ def _lower(name: str | bytes) -> bytes:
 
 
 @asynccontextmanager
-async def hanging_listener() -> AsyncIterator[tuple[str, int]]:
+async def hanging_listener(
+    host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[tuple[str, int]]:
     """Yield ``(host, port)`` of a loopback listener whose TCP connects hang.
+
+    ``host`` may be any loopback address (Linux routes all of 127.0.0.0/8 to
+    ``lo``) and ``port`` a fixed one, e.g. another server's port on 127.0.0.2,
+    for a name that resolves to a hanging address and a good one.
 
     The listener never accepts and has a backlog of 0, which Linux rounds up
     to one queued connection; once a dummy client fills that slot, Linux drops
@@ -436,7 +461,7 @@ async def hanging_listener() -> AsyncIterator[tuple[str, int]]:
     """
     with ExitStack() as stack:
         listener = stack.enter_context(socket.socket())
-        listener.bind(("127.0.0.1", 0))
+        listener.bind((host, port))
         listener.listen(0)
         address = listener.getsockname()
         queued = 0
@@ -471,13 +496,20 @@ ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 @asynccontextmanager
 async def serve_asgi(
-    app: ASGIApp, *, ssl_certfile: str | None = None, ssl_keyfile: str | None = None
+    app: ASGIApp,
+    *,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+    unix_path: str | None = None,
 ) -> AsyncIterator[str]:
     """Serve ``app`` with hypercorn on the current backend; yield its base URL.
 
     The listening socket is created and bound here, so the port is known and
     connections are accepted (queued by the kernel) as soon as the URL is
-    yielded. Hypercorn gets a duplicate of it and closes that itself.
+    yielded. Hypercorn gets a duplicate of it and closes that itself. With
+    ``unix_path`` it is a new Unix socket at that path, and the URL is
+    ``http://localhost`` (``https`` with a certificate): connect it with
+    ``remote_connectable=UnixSocketAddress(unix_path)``.
 
     Close clients before leaving the block: on trio, hypercorn's socket sends
     are shielded, so a response stuck on a client that stopped reading (but
@@ -498,9 +530,11 @@ async def serve_asgi(
     scheme = "http"
     if ssl_certfile is not None:
         config.certfile, config.keyfile, scheme = ssl_certfile, ssl_keyfile, "https"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+    family = socket.AF_INET if unix_path is None else socket.AF_UNIX
+    with socket.socket(family) as sock:
+        sock.bind(("127.0.0.1", 0) if unix_path is None else unix_path)
         sock.listen(128)
+        authority = "localhost" if unix_path is not None else f"127.0.0.1:{sock.getsockname()[1]}"
         config.bind = [f"fd://{os.dup(sock.fileno())}"]
         stopping, stopped = anyio.Event(), anyio.Event()
 
@@ -513,7 +547,7 @@ async def serve_asgi(
         async with anyio.create_task_group() as tg:
             tg.start_soon(run)
             try:
-                yield f"{scheme}://127.0.0.1:{sock.getsockname()[1]}"
+                yield f"{scheme}://{authority}"
             finally:
                 # Shut down gracefully even when the test failed or was
                 # cancelled: cancelling hypercorn's asyncio worker leaves its
