@@ -10,7 +10,9 @@ from ._certificate import TlsCertificate as TlsCertificate
 from ._certificate import TlsInteraction as TlsInteraction
 from ._connect import RemoteAddress as RemoteAddress
 from ._connect import UnixSocketAddress as UnixSocketAddress
+from ._decoder import ContentDecoder as ContentDecoder
 from ._enums import HTTPVersion as HTTPVersion
+from ._enums import LoggerLogLevel as LoggerLogLevel
 from ._enums import MessageFlags as MessageFlags
 from ._enums import MessagePriority as MessagePriority
 from ._enums import NetworkEvent as NetworkEvent
@@ -36,6 +38,7 @@ from ._exceptions import TooManyRestarts as TooManyRestarts
 from ._exceptions import WebsocketError as WebsocketError
 from ._feature import SessionFeature as SessionFeature
 from ._headers import MessageHeaders as MessageHeaders
+from ._logger import Logger as Logger
 from ._message import Message as Message
 from ._message import MessageMetrics as MessageMetrics
 from ._pool_state import PoolStatistics as PoolStatistics
@@ -43,6 +46,7 @@ from ._session import DEFAULT as DEFAULT
 from ._session import SendContext as SendContext
 from ._session import Session as Session
 from ._signals import Signal as Signal
+from ._sniffer import ContentSniffer as ContentSniffer
 from ._tls import TlsDatabase as TlsDatabase
 from ._version import __version__ as __version__
 
@@ -61,6 +65,11 @@ __all__ = [
     "Signal",
     "SessionFeature",
     "PoolStatistics",
+    # features
+    "ContentDecoder",
+    "ContentSniffer",
+    "Logger",
+    "LoggerLogLevel",
     # addresses and TLS
     "RemoteAddress",
     "UnixSocketAddress",

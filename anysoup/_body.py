@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
 from typing import Any, Protocol
 
 import anyio
@@ -95,10 +95,16 @@ class RequestBody:
 
 
 class BodySource(Protocol):
-    """What an :class:`InputStream` reads from: one exchange on a connection."""
+    """What an :class:`InputStream` reads from: one exchange on a connection.
+
+    Features may stack filters on it (:meth:`InputStream._filter`): a filter
+    is a BodySource holding the one below, transforming ``receive_chunk`` and
+    passing ``close`` and ``discard`` down. Closing never goes through a
+    filter's transformation: draining reads the raw rest.
+    """
 
     async def receive_chunk(self) -> bytes | None:
-        """The next piece of the body, or None at its end (then the source is done)."""
+        """The next piece of the body (never empty), or None at its end (then it is done)."""
 
     async def close(self, *, drain: bool) -> None:
         """Give the connection back: drain a bounded rest first if ``drain``."""
@@ -126,13 +132,15 @@ class InputStream(ByteReceiveStream):
     open and garbage-collected gives a :class:`ResourceWarning`.
     """
 
-    __slots__ = ("_buffer", "_closed", "_eof", "_msg", "_owner", "_source")
+    __slots__ = ("_buffer", "_closed", "_eof", "_msg", "_owner", "_source", "_source_ended")
 
     def __init__(self, source: BodySource) -> None:
         self._source: BodySource | None = source
         self._buffer = b""
         self._eof = False
         self._closed = False
+        # The source returned its end while peeking: report it once the buffer is read.
+        self._source_ended = False
         self._owner: StreamOwner | None = None
         self._msg: Any = None
 
@@ -157,11 +165,14 @@ class InputStream(ByteReceiveStream):
         if self._eof:
             raise anyio.EndOfStream
         assert self._source is not None
-        try:
-            chunk = await self._source.receive_chunk()
-        except BaseException:
-            await self._done(drain=False)
-            raise
+        if self._source_ended:
+            chunk = None
+        else:
+            try:
+                chunk = await self._source.receive_chunk()
+            except BaseException:
+                await self._done(drain=False)
+                raise
         if chunk is None:
             self._eof = True
             await self._done(drain=False)
@@ -188,7 +199,10 @@ class InputStream(ByteReceiveStream):
         if source is not None and not self._eof:
             # Straight from the source: no per-chunk receive() and no EndOfStream.
             try:
-                while (chunk := await source.receive_chunk()) is not None:
+                while not self._source_ended:
+                    chunk = await source.receive_chunk()
+                    if chunk is None:
+                        break
                     pieces.append(chunk)
             except BaseException:
                 await self._done(drain=False)
@@ -204,6 +218,36 @@ class InputStream(ByteReceiveStream):
         self._closed = True
         self._buffer = b""
         await self._done(drain=not self._eof)
+
+    def _filter(self, make: Callable[[BodySource], BodySource]) -> None:
+        """Stack a filter on the source (content decoding, logging): ``make(source)``.
+
+        Raises:
+            RuntimeError: Reading has begun (a filter must see the whole body).
+        """
+        if self._source is None or self._buffer or self._eof or self._closed:
+            raise RuntimeError("a filter must be added before the body is read")
+        self._source = make(self._source)
+
+    async def _peek(self, size: int) -> bytes:
+        """Read ahead until ``size`` bytes are buffered or the body ends; return them.
+
+        The bytes stay buffered for the reader. Reaching the end here does not
+        finish the stream: that happens when the reader reaches it.
+        """
+        while len(self._buffer) < size and not self._source_ended:
+            if self._source is None:
+                break
+            try:
+                chunk = await self._source.receive_chunk()
+            except BaseException:
+                await self._done(drain=False)
+                raise
+            if chunk is None:
+                self._source_ended = True
+            else:
+                self._buffer += chunk
+        return self._buffer[:size]
 
     def set_owner(self, owner: StreamOwner, msg: Any) -> None:
         """Tell ``owner`` about ``msg`` once this stream is done (or discarded)."""

@@ -15,7 +15,6 @@ import ipaddress
 import os
 import re
 import ssl
-import tempfile
 from typing import TYPE_CHECKING, Any
 
 from ._enums import TlsCertificateFlags
@@ -246,6 +245,8 @@ class TlsCertificate:
                 f"certificate {self._short()}: the private key is encrypted "
                 "(keys with a pass phrase are not supported)"
             )
+
+        import tempfile  # only for client certificates: not paid by every program
 
         fd, path = tempfile.mkstemp(prefix="anysoup-", suffix=".pem")
         try:

@@ -149,3 +149,16 @@ class WebsocketErrorCode(enum.Enum):
     BAD_HANDSHAKE = "bad-handshake"
     #: The server refused the origin.
     BAD_ORIGIN = "bad-origin"
+
+
+class LoggerLogLevel(enum.IntEnum):
+    """How much :class:`anysoup.Logger` writes (libsoup's ``SoupLoggerLogLevel``)."""
+
+    #: Nothing.
+    NONE = 0
+    #: The request and status lines, with timestamps.
+    MINIMAL = 1
+    #: Also every header.
+    HEADERS = 2
+    #: Also the bodies.
+    BODY = 3

@@ -18,6 +18,7 @@ from ._certificate import TlsCertificate, TlsInteraction
 from ._chain import build_chain
 from ._connect import ConnectPlan, RemoteAddress
 from ._core import send_message
+from ._decoder import ContentDecoder
 from ._enums import NO_FLAGS, MessageFlags, SpliceFlags
 from ._exceptions import Error, MessageAlreadyInQueue
 from ._feature import CallNext, SessionFeature
@@ -25,6 +26,7 @@ from ._locale import user_agent_header
 from ._message import Message, MessageMetrics
 from ._pool import Pool
 from ._pool_state import PoolStatistics
+from ._redirect import follow_redirects
 from ._session_props import DEFAULT, SessionProperties, _positive, _seconds
 from ._signals import SignalDescriptor, active
 from ._tls import TlsDatabase
@@ -38,6 +40,8 @@ __all__ = ["DEFAULT", "SendContext", "Session"]
 
 #: Connect plans remembered per (scheme, host, port); each is cheap to remake.
 _PLAN_CACHE_SIZE = 1024
+#: The features every new session has (DESIGN §3); more arrive with their issues.
+_DEFAULT_FEATURES: tuple[type[SessionFeature], ...] = (ContentDecoder,)
 
 
 class _Writable(Protocol):
@@ -142,6 +146,7 @@ class Session(SessionProperties):
             send_message, self._pool, self._plan_for, self._tls_plan
         )
         self._chain: CallNext = self._send_core
+        self._rebuild_chain()
         self._plans: dict[Hashable, tuple[Hashable, ConnectPlan]] = {}
         self._accept_language = accept_language
         self._accept_language_auto = False
@@ -161,7 +166,11 @@ class Session(SessionProperties):
         self._no_database: TlsDatabase | None = None
         self.tls_database = tls_database
         self.accept_language_auto = accept_language_auto
-        for feature in features:
+        given = list(features)
+        for default in _DEFAULT_FEATURES:  # an instance of a default's type replaces it
+            if not any(isinstance(feature, default) for feature in given):
+                self.add_feature(default())
+        for feature in given:
             self.add_feature(feature)
 
     @classmethod
@@ -528,7 +537,10 @@ class Session(SessionProperties):
         return list(self._features)
 
     def _rebuild_chain(self) -> None:
-        self._chain = build_chain(self._features, self._send_core)
+        # Requests in flight keep the chain they started with: changing the
+        # features never changes a running exchange.
+        inner = build_chain(self._features, self._send_core)
+        self._chain = partial(follow_redirects, inner)
 
     # -- libsoup aliases -----------------------------------------------------------
 
