@@ -328,13 +328,15 @@ async def _report_connect(conn: Connection, msg: Message, metrics: MessageMetric
 class _Exchange:
     """The body source of an :class:`InputStream`: one response on a borrowed connection."""
 
-    __slots__ = ("_conn", "_msg", "_pool", "_received")
+    __slots__ = ("_conn", "_ended", "_msg", "_pool", "_received")
 
     def __init__(self, pool: Pool, conn: Connection, msg: Message) -> None:
         self._pool = pool
         self._conn: Connection | None = conn
         self._msg = msg
         self._received = 0
+        # The body ended; got_body and finished are due when the stream closes.
+        self._ended = False
 
     async def receive_chunk(self) -> bytes | None:
         conn = self._conn
@@ -356,10 +358,10 @@ class _Exchange:
                 msg.metrics.response_end = time.monotonic()
                 msg.metrics.response_body_size = self._received
                 msg.metrics.response_body_bytes_received = self._received
-            if msg._signals:
-                await _emit(msg, "got_body")
-            if msg._signals:
-                await _emit(msg, "finished")
+            # got_body and finished wait for close(), which the InputStream calls
+            # when its reader reaches the end: a sniffer that peeked up to the end
+            # must not announce the body before send() has even returned.
+            self._ended = True
             return None
         self._received += len(chunk)
         signal = active(msg, "got_body_data")
@@ -370,6 +372,13 @@ class _Exchange:
     async def close(self, *, drain: bool) -> None:
         conn = self._conn
         if conn is None:
+            if self._ended:
+                self._ended = False
+                msg = self._msg
+                if msg._signals:
+                    await _emit(msg, "got_body")
+                if msg._signals:
+                    await _emit(msg, "finished")
             return
         reusable = False
         try:
