@@ -1,20 +1,675 @@
-"""Logger: libsoup's traffic log, to a printer or the stdlib logger ``anysoup``."""
+"""Logger: libsoup's traffic log, to a printer or the stdlib logger ``anysoup``.
+
+Theory of operation: the logger is the innermost stage of the chain (DESIGN
+§1), so every attempt to send a message passes through it: each redirect hop
+and auth retry calls :meth:`Logger.handle` again, and a re-send inside the
+core (a stale keep-alive connection, a client certificate asked for late)
+writes the request a second time. The request is therefore logged from the
+message's ``wrote_headers`` / ``wrote_body`` signals, once the core has set
+the framing headers, and shows what went on the wire; ``Host`` comes first
+when the message has none, as the core sends it.
+
+A block is printed, all at once, as soon as everything it shows is known:
+
+* the request when it was written (at BODY level with a streamed body, once
+  the body was written too);
+* an interim (1xx) response when it arrives;
+* the final response when its headers arrive, or at BODY level when its body
+  was read to the end, closed, failed or garbage-collected. Body bytes are
+  seen through an :class:`~anysoup.InputStream` filter, as they travel: before
+  content decoding, which happens in an outer stage.
+
+The lines are libsoup's (``soup-logger.c``); the notes in brackets (a failure,
+a re-send, a body cut short) are anysoup's. Nothing is made per message when
+the level is NONE and no filter is set, or when the output goes nowhere.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
+import base64
+import binascii
+import codecs
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+from weakref import WeakKeyDictionary
 
-from ._enums import LoggerLogLevel
-from ._feature import SessionFeature
+import anyio
+
+from ._enums import HTTPVersion, LoggerLogLevel
+from ._feature import CallNext, SessionFeature
+from ._uri import host_header
+
+if TYPE_CHECKING:
+    from ._body import BodySource, InputStream
+    from ._headers import MessageHeaders
+    from ._message import Message
+    from ._signals import Signal
 
 __all__ = ["Logger"]
 
+#: ``printer(logger, level, direction, data, *user_data)``.
+Printer = Callable[..., object]
+#: ``filter(logger, msg, *user_data) -> LoggerLogLevel``.
+Filter = Callable[..., LoggerLogLevel | int]
+#: One output line: its level, direction (``>``, ``<`` or a space) and text.
+Line = tuple[LoggerLogLevel, str, str]
+
+NONE, MINIMAL, HEADERS, BODY = (
+    LoggerLogLevel.NONE,
+    LoggerLogLevel.MINIMAL,
+    LoggerLogLevel.HEADERS,
+    LoggerLogLevel.BODY,
+)
+_stdlib = logging.getLogger("anysoup")
+_SEPARATOR: Line = (MINIMAL, " ", "")
+_VERSIONS = {HTTPVersion.HTTP_1_0: "1.0", HTTPVersion.HTTP_1_1: "1.1", HTTPVersion.HTTP_2_0: "2"}
+#: Characters that make a body "binary": C0 controls other than tab, LF, FF, CR; DEL.
+_BINARY_RE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+REDACTED = "[redacted]"
+
+
+# -- lines (policy: no I/O) ------------------------------------------------------------
+
+
+def redact_value(name: str, value: str) -> str:
+    """The value of header ``name`` with its secrets replaced by ``[redacted]``.
+
+    Credentials keep their scheme (and a Basic user name, as libsoup shows it);
+    cookies keep their names and a ``Set-Cookie``'s attributes.
+    """
+    lower = name.lower()
+    if lower in ("authorization", "proxy-authorization"):
+        scheme, space, credentials = value.partition(" ")
+        if not space:
+            return REDACTED
+        if scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                return f"{scheme} {REDACTED}"
+            user, colon, _ = decoded.partition(":")
+            if colon and not _BINARY_RE.search(user):
+                return f"{scheme} {user}:{REDACTED}"
+        return f"{scheme} {REDACTED}"
+    if lower == "cookie":
+        names = (pair.partition("=")[0].strip() for pair in value.split(";"))
+        return "; ".join(f"{cookie}={REDACTED}" for cookie in names if cookie)
+    if lower == "set-cookie":
+        pair, semicolon, attributes = value.partition(";")
+        return f"{pair.partition('=')[0].strip()}={REDACTED}{semicolon}{attributes}"
+    return value
+
+
+_REDACTED_NAMES = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+
+
+def header_lines(direction: str, pairs: list[tuple[str, str]], redact: bool) -> list[Line]:
+    """``Name: value`` lines at HEADERS level, secrets redacted if asked."""
+    if not redact:
+        return [(HEADERS, direction, f"{name}: {value}") for name, value in pairs]
+    return [
+        (
+            HEADERS,
+            direction,
+            f"{name}: {redact_value(name, value) if name.lower() in _REDACTED_NAMES else value}",
+        )
+        for name, value in pairs
+    ]
+
+
+def _address(address: object) -> str:
+    if isinstance(address, tuple):
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    path = getattr(address, "path", None)
+    return f"unix:{path}" if path is not None else "?"
+
+
+class BodyText:
+    """A body as log lines: bounded, decoded as it comes, binary recognised early.
+
+    Keeps at most ``limit`` bytes (all with -1); once a body proves binary
+    (undecodable, or control characters) only its size is kept, so memory
+    stays flat however long it is.
+    """
+
+    __slots__ = ("_binary", "_decoder", "_kept", "_limit", "_parts", "_truncated", "size")
+
+    def __init__(self, limit: int, headers: MessageHeaders) -> None:
+        self._limit = limit
+        charset = "utf-8"
+        content_type = headers.get_content_type() if "Content-Type" in headers else None
+        if content_type is not None and "charset" in content_type[1]:
+            with contextlib.suppress(LookupError):  # unknown: UTF-8 or binary
+                charset = codecs.lookup(content_type[1]["charset"]).name
+        self._decoder = codecs.getincrementaldecoder(charset)("strict")
+        self._parts: list[str] = []
+        self._kept = 0
+        self._binary = False
+        self._truncated = False
+        #: Bytes seen so far.
+        self.size = 0
+
+    def feed(self, data: bytes) -> None:
+        """Take the next piece of the body."""
+        self.size += len(data)
+        if self._binary or self._truncated:
+            return
+        if self._limit >= 0 and self._kept + len(data) > self._limit:
+            data = data[: self._limit - self._kept]
+            self._truncated = True
+        self._kept += len(data)
+        self._add(data, final=False)
+
+    def _add(self, data: bytes, *, final: bool) -> None:
+        try:
+            text = self._decoder.decode(data, final)
+        except UnicodeDecodeError:
+            text = "\x00"
+        if _BINARY_RE.search(text):
+            self._binary = True
+            self._parts = []
+        elif text:
+            self._parts.append(text)
+
+    def lines(self, direction: str, *, complete: bool) -> list[Line]:
+        """The body's lines after a blank one, or nothing for an empty body.
+
+        ``complete``: the body ended here (a partial character then counts as
+        undecodable); otherwise it was cut short and the rest is not shown.
+        """
+        if not self.size:
+            return []
+        if complete and not self._truncated and not self._binary:
+            self._add(b"", final=True)
+        if self._binary:
+            return [
+                (BODY, direction, ""),
+                (BODY, direction, f"[{self.size} bytes of binary data]"),
+            ]
+        text = "".join(self._parts)
+        rows = [row.removesuffix("\r") for row in text.split("\n")]
+        if rows[-1] == "":
+            rows.pop()
+        if self._truncated:
+            rows.append("[...]")
+        return [(BODY, direction, ""), *((BODY, direction, row) for row in rows)]
+
+
+def failure_note(exc: BaseException, cancelled: type[BaseException]) -> str:
+    """``[cancelled]`` or ``[failed: Type: text]`` for an exception."""
+    if isinstance(exc, cancelled):
+        return "cancelled"
+    text = str(exc)
+    return f"failed: {type(exc).__name__}: {text}" if text else f"failed: {type(exc).__name__}"
+
+
+# -- the feature -----------------------------------------------------------------------
+
 
 class Logger(SessionFeature):
-    """Logs requests and responses at a :class:`LoggerLogLevel`."""
+    """Logs the HTTP traffic of a session (libsoup's ``SoupLogger``).
+
+    Output goes line by line to the printer set with :meth:`set_printer`, or
+    else to the standard library logger ``anysoup`` at ``INFO`` (configure
+    :mod:`logging` to see it). See :doc:`/logging` for the line format.
+
+    Args:
+        level: How much to log: the request and status lines (``MINIMAL``),
+            plus headers (``HEADERS``), plus bodies (``BODY``).
+        max_body_size: At BODY level, the most bytes of a body to show; -1
+            shows all of it.
+        redact: Hide the secrets in ``Authorization``, ``Proxy-Authorization``,
+            ``Cookie`` and ``Set-Cookie`` values (libsoup shows them).
+
+    Raises:
+        ValueError: ``level`` is not a :class:`LoggerLogLevel` or
+            ``max_body_size`` is below -1.
+    """
 
     chain_position: ClassVar[int | None] = SessionFeature.POSITION_LOGGER
 
-    def __init__(self, level: LoggerLogLevel = LoggerLogLevel.HEADERS, max_body_size: int = -1):
+    def __init__(
+        self,
+        level: LoggerLogLevel = LoggerLogLevel.HEADERS,
+        max_body_size: int = -1,
+        *,
+        redact: bool = True,
+    ) -> None:
+        self._level = _level("level", level)
+        self._max_body_size = _body_size(max_body_size)
+        self._redact = bool(redact)
+        self._printer: Printer | None = None
+        self._printer_data: tuple[Any, ...] = ()
+        self._request_filter: Filter | None = None
+        self._request_filter_data: tuple[Any, ...] = ()
+        self._response_filter: Filter | None = None
+        self._response_filter_data: tuple[Any, ...] = ()
+        self._quiet = self._level is NONE
+        # libsoup's counters: objects are numbered from 1 per kind, for this logger.
+        self._ids: WeakKeyDictionary[object, int] = WeakKeyDictionary()
+        self._counts: dict[type, int] = {}
+
+    @classmethod
+    def new(cls, level: LoggerLogLevel, max_body_size: int = -1) -> Logger:
+        """A logger at ``level`` (``soup_logger_new``)."""
+        return cls(level, max_body_size)
+
+    # -- properties --------------------------------------------------------------------
+
+    @property
+    def level(self) -> LoggerLogLevel:
+        """How much is logged when no filter decides otherwise."""
+        return self._level
+
+    @level.setter
+    def level(self, value: LoggerLogLevel) -> None:
+        self._level = _level("level", value)
+        self._update_quiet()
+
+    @property
+    def max_body_size(self) -> int:
+        """The most bytes of a body shown at BODY level; -1 for all."""
+        return self._max_body_size
+
+    @max_body_size.setter
+    def max_body_size(self, value: int) -> None:
+        self._max_body_size = _body_size(value)
+
+    @property
+    def redact(self) -> bool:
+        """Whether credentials and cookie values are replaced by ``[redacted]``."""
+        return self._redact
+
+    @redact.setter
+    def redact(self, value: bool) -> None:
+        self._redact = bool(value)
+
+    def get_level(self) -> LoggerLogLevel:
+        """Alias of :attr:`level`."""
+        return self._level
+
+    def set_level(self, level: LoggerLogLevel) -> None:
+        """Set :attr:`level`."""
         self.level = level
+
+    def get_max_body_size(self) -> int:
+        """Alias of :attr:`max_body_size`."""
+        return self._max_body_size
+
+    def set_max_body_size(self, max_body_size: int) -> None:
+        """Set :attr:`max_body_size`."""
         self.max_body_size = max_body_size
+
+    def get_redact(self) -> bool:
+        """Alias of :attr:`redact`."""
+        return self._redact
+
+    def set_redact(self, redact: bool) -> None:
+        """Set :attr:`redact`."""
+        self.redact = redact
+
+    # -- callbacks ---------------------------------------------------------------------
+
+    def set_printer(self, printer: Printer | None, *user_data: Any) -> None:
+        """Send lines to ``printer(logger, level, direction, data, *user_data)``.
+
+        ``direction`` is ``">"`` (request), ``"<"`` (response) or ``" "`` (the
+        empty line that ends a block); ``data`` is one line without its
+        newline; ``level`` is the :class:`LoggerLogLevel` the line belongs to.
+        The printer must not block: it runs on the event loop. None restores
+        the stdlib logger.
+        """
+        self._printer = printer
+        self._printer_data = user_data
+
+    def set_request_filter(self, request_filter: Filter | None, *user_data: Any) -> None:
+        """Choose the level per request: ``request_filter(logger, msg, *user_data)``.
+
+        It is asked once per attempt to send (each redirect hop), before the
+        request is written, and returns a :class:`LoggerLogLevel`. A failure
+        of the request is shown at this level. None removes the filter.
+        """
+        self._request_filter = request_filter
+        self._request_filter_data = user_data
+        self._update_quiet()
+
+    def set_response_filter(self, response_filter: Filter | None, *user_data: Any) -> None:
+        """Choose the level per response: ``response_filter(logger, msg, *user_data)``.
+
+        It is asked when a response's headers are in (``msg.status`` and
+        ``msg.response_headers`` show them), so it may pick BODY by content
+        type. None removes the filter.
+        """
+        self._response_filter = response_filter
+        self._response_filter_data = user_data
+        self._update_quiet()
+
+    def _update_quiet(self) -> None:
+        self._quiet = (
+            self._level is NONE and self._request_filter is None and self._response_filter is None
+        )
+
+    # -- the chain stage ---------------------------------------------------------------
+
+    async def handle(self, msg: Message, call_next: CallNext) -> InputStream:
+        """Log one attempt to send ``msg``: the request, the response, or the failure."""
+        if self._quiet or (self._printer is None and not _stdlib.isEnabledFor(logging.INFO)):
+            return await call_next(msg)
+        request_filter = self._request_filter
+        level = (
+            _level("request filter result", request_filter(self, msg, *self._request_filter_data))
+            if request_filter is not None
+            else self._level
+        )
+        attempt = None
+        if level is not NONE:
+            attempt = _Attempt(self, msg, level)
+        elif self._response_filter is None and self._level is NONE:
+            return await call_next(msg)
+        try:
+            stream = await call_next(msg)
+        except BaseException as exc:
+            if attempt is not None:
+                attempt.failed(exc)
+            raise
+        finally:
+            if attempt is not None:
+                attempt.disconnect()
+        try:
+            if attempt is not None:
+                attempt.flush()
+            self._response(msg, stream)
+        except BaseException:
+            # A printer or a filter failed: the caller never gets the stream,
+            # so its connection must not wait for the garbage collector.
+            await anyio.aclose_forcefully(stream)
+            raise
+        return stream
+
+    def _response(self, msg: Message, stream: InputStream) -> None:
+        level = self._response_level(msg)
+        if level is NONE:
+            return
+        head = self._response_head(msg, level)
+        if level < BODY:
+            self._print([*head, _SEPARATOR], level)
+            return
+        body = BodyText(self._max_body_size, msg.response_headers)
+        stream._filter(lambda source: _ResponseBodyLog(source, self, head, body))
+
+    def _response_level(self, msg: Message) -> LoggerLogLevel:
+        response_filter = self._response_filter
+        if response_filter is None:
+            return self._level
+        result = response_filter(self, msg, *self._response_filter_data)
+        return _level("response filter result", result)
+
+    # -- blocks ------------------------------------------------------------------------
+
+    def _request_head(
+        self, msg: Message, connection: str, pairs: list[tuple[str, str]]
+    ) -> list[Line]:
+        target = "*" if msg._options_ping else (msg.uri.raw_path_qs or "/")
+        session = self.session
+        owners = [self._describe(session)] if session is not None else []
+        owners.append(self._describe(msg))
+        owners.append(connection)
+        if msg._restarts:
+            owners.append("restarted")
+        return [
+            (MINIMAL, ">", f"{msg.method} {target} HTTP/1.1"),  # the core speaks 1.1 only
+            (MINIMAL, ">", f"Soup-Debug-Timestamp: {int(time.time())}"),
+            (MINIMAL, ">", f"Soup-Debug: {', '.join(owners)}"),
+            *header_lines(">", pairs, self._redact),
+        ]
+
+    def _response_head(self, msg: Message, level: LoggerLogLevel) -> list[Line]:
+        status = f"HTTP/{_VERSIONS[msg.http_version]} {msg.status} {msg.reason_phrase}"
+        lines = [
+            (MINIMAL, "<", status.rstrip()),
+            (MINIMAL, "<", f"Soup-Debug-Timestamp: {int(time.time())}"),
+            (MINIMAL, "<", f"Soup-Debug: {self._describe(msg)}"),
+        ]
+        if level >= HEADERS:
+            lines += header_lines("<", list(msg.response_headers), self._redact)
+        return lines
+
+    def _note(self, msg: Message, note: str) -> list[Line]:
+        """A response-side block holding a note instead of a status line."""
+        return [
+            (MINIMAL, "<", f"[{note}]"),
+            (MINIMAL, "<", f"Soup-Debug-Timestamp: {int(time.time())}"),
+            (MINIMAL, "<", f"Soup-Debug: {self._describe(msg)}"),
+            _SEPARATOR,
+        ]
+
+    def _describe(self, obj: object) -> str:
+        """``Message 3 (0x7f…)``: the kind, this logger's number for it, its address."""
+        number = self._ids.get(obj)
+        if number is None:
+            kind = type(obj)
+            number = self._ids[obj] = self._counts[kind] = self._counts.get(kind, 0) + 1
+        return f"{type(obj).__name__} {number} ({id(obj):#x})"
+
+    def _print(self, lines: list[Line], level: LoggerLogLevel) -> None:
+        """Print the lines of one block up to ``level``, all at once."""
+        printer = self._printer
+        if printer is None:
+            for line_level, direction, data in lines:
+                # The empty line that ends a block only matters in a plain text stream.
+                if line_level <= level and (data or direction != " "):
+                    _stdlib.info("%s %s", direction, data)
+            return
+        for line_level, direction, data in lines:
+            if line_level <= level:
+                printer(self, line_level, direction, data, *self._printer_data)
+
+    def __repr__(self) -> str:
+        return (
+            f"<anysoup.Logger level={self._level.name} max_body_size={self._max_body_size}"
+            f"{'' if self._redact else ' redact=False'}>"
+        )
+
+
+class _Attempt:
+    """The request side of one pass through the logger, hooked on the message's signals.
+
+    The core may write the request more than once in one pass (a re-send on
+    a new connection): each write is logged, the previous one with a note.
+    """
+
+    __slots__ = (
+        "_body",
+        "_continue",
+        "_handlers",
+        "_head",
+        "_level",
+        "_logger",
+        "_msg",
+        "_new_connection",
+        "_streamed",
+        "logged",
+        "written",
+    )
+
+    def __init__(self, logger: Logger, msg: Message, level: LoggerLogLevel) -> None:
+        self._logger = logger
+        self._msg = msg
+        self._level = level
+        body = msg._body
+        has_body = body is not None and body.length != 0
+        self._streamed = has_body and body is not None and body.data is None
+        self._continue = has_body and msg.request_headers.header_contains("Expect", "100-continue")
+        self._new_connection = False
+        self._head: list[Line] | None = None  # written, not yet printed (waits for the body)
+        self._body: BodyText | None = None
+        #: The current write of the request was printed / written.
+        self.logged = self.written = False
+        handlers: list[tuple[Signal, Callable[..., None]]] = [
+            (msg.network_event, self._on_network_event),
+            (msg.wrote_headers, self._on_wrote_headers),
+            (msg.got_informational, self._on_got_informational),
+        ]
+        if self._continue or (self._streamed and level >= BODY):
+            handlers.append((msg.wrote_body, self._on_wrote_body))
+        if self._streamed and level >= BODY:
+            handlers.append((msg.wrote_body_data, self._on_wrote_body_data))
+        self._handlers = [(signal, signal.connect(handler)) for signal, handler in handlers]
+
+    def disconnect(self) -> None:
+        for signal, handler_id in self._handlers:
+            signal.disconnect(handler_id)
+
+    def _print(self, lines: list[Line]) -> None:
+        self._logger._print(lines, self._level)
+
+    # -- signal handlers ---------------------------------------------------------------
+
+    def _on_network_event(self, msg: Message, event: object, connection: object) -> None:
+        self._new_connection = True
+
+    def _on_wrote_headers(self, msg: Message) -> None:
+        if self.written:  # the core writes again: the last write got no response
+            self.flush()
+            self._print(self._logger._note(msg, "no response; the request is sent again"))
+        self.written = True
+        self.logged = False
+        kind = "new" if self._new_connection else "reused"
+        self._new_connection = False
+        connection = f"{kind} connection to {_address(msg.remote_address)}"
+        self._begin(connection)
+
+    def _begin(self, connection: str) -> None:
+        msg = self._msg
+        head = self._logger._request_head(msg, connection, self._wire_headers())
+        level = self._level
+        body = msg._body
+        if level >= BODY and body is not None and body.length != 0:
+            self._body = BodyText(self._logger._max_body_size, msg.request_headers)
+            if body.data is not None:
+                self._body.feed(body.data)
+            if self._streamed and not self._continue:
+                self._head = head  # printed with the body once it is written
+                return
+            if not self._continue:
+                head += self._body.lines(">", complete=True)
+        self._print([*head, _SEPARATOR])
+        self.logged = True
+
+    def _wire_headers(self) -> list[tuple[str, str]]:
+        headers = self._msg.request_headers
+        pairs = list(headers)
+        if "Host" not in headers:  # the core sends it first (_core._wire_headers)
+            pairs.insert(0, ("Host", host_header(self._msg.uri)))
+        return pairs
+
+    def _on_wrote_body_data(self, msg: Message, chunk: bytes) -> None:
+        if self._body is not None and msg._body is not None and msg._body.data is None:
+            self._body.feed(chunk)
+
+    def _on_wrote_body(self, msg: Message) -> None:
+        if self._head is not None:
+            self.flush(complete=True)
+        elif self._continue and self.logged:
+            lines: list[Line] = [(MINIMAL, ">", "[Now sending request body...]")]
+            if self._body is not None:
+                lines += self._body.lines(">", complete=True)[1:]  # no blank line after the note
+            self._print([*lines, _SEPARATOR])
+
+    def _on_got_informational(self, msg: Message) -> None:
+        self.flush()
+        logger = self._logger
+        level = logger._response_level(msg)
+        if level is not NONE:
+            logger._print([*logger._response_head(msg, level), _SEPARATOR], level)
+
+    # -- the end of the pass -----------------------------------------------------------
+
+    def flush(self, *, complete: bool = False) -> None:
+        """Print a request still waiting for its body, with what was written of it."""
+        head, self._head = self._head, None
+        if head is None:
+            return
+        if self._body is not None:
+            head += self._body.lines(">", complete=complete)
+        self._print([*head, _SEPARATOR])
+        self.logged = True
+
+    def failed(self, exc: BaseException) -> None:
+        """The pass ended in ``exc``: show the request if it never was, then why."""
+        self.disconnect()
+        self._handlers = []
+        self.flush()
+        if not self.written:
+            self._body = None
+            self._streamed = self._continue = False
+            self._begin("not sent")
+        note = failure_note(exc, anyio.get_cancelled_exc_class())
+        self._print(self._logger._note(self._msg, f"request {note}"))
+
+
+class _ResponseBodyLog:
+    """A body source filter: collects the bytes read, prints the response block at the end."""
+
+    __slots__ = ("_body", "_head", "_logger", "_source")
+
+    def __init__(
+        self, source: BodySource, logger: Logger, head: list[Line], body: BodyText
+    ) -> None:
+        self._source = source
+        self._logger = logger
+        self._head: list[Line] | None = head
+        self._body = body
+
+    async def receive_chunk(self) -> bytes | None:
+        try:
+            chunk = await self._source.receive_chunk()
+        except BaseException as exc:
+            self._finish(failure_note(exc, anyio.get_cancelled_exc_class()))
+            raise
+        if chunk is None:
+            self._finish(None)
+        else:
+            self._body.feed(chunk)
+        return chunk
+
+    async def close(self, *, drain: bool) -> None:
+        try:
+            await self._source.close(drain=drain)
+        finally:
+            self._finish(f"closed before the end, {self._body.size} bytes read")
+
+    def discard(self) -> None:
+        self._source.discard()
+        self._finish(f"never closed, {self._body.size} bytes read")
+
+    def _finish(self, note: str | None) -> None:
+        head, self._head = self._head, None
+        if head is None:
+            return
+        lines = head + self._body.lines("<", complete=note is None)
+        if note is not None:
+            if not self._body.size:
+                lines.append((BODY, "<", ""))
+            lines.append((BODY, "<", f"[{note}]"))
+        self._logger._print([*lines, _SEPARATOR], BODY)
+
+
+def _level(what: str, value: object) -> LoggerLogLevel:
+    if isinstance(value, LoggerLogLevel):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        with contextlib.suppress(ValueError):
+            return LoggerLogLevel(value)
+    raise ValueError(f"{what}: {value!r} is not a LoggerLogLevel")
+
+
+def _body_size(value: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < -1:
+        raise ValueError(f"max_body_size: {value!r} is not -1 (no limit) or a size in bytes")
+    return value
