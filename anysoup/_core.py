@@ -170,6 +170,9 @@ async def _client_certificate_given(msg: Message, exc: TlsError) -> bool:
     if msg._tls_client_certificate is None:
         return False
     check_resend(msg)
+    restarted = active(msg, "restarted")
+    if restarted is not None:
+        await restarted.emit()
     return True
 
 

@@ -256,6 +256,35 @@ class _Decoding(_Filter):
         except _Failure as exc:
             raise self._error(self._coding, exc) from exc.__cause__
 
+    async def read_all(self) -> bytes:
+        """The whole rest of the body, decoded (``InputStream.read()``).
+
+        The reader asked for everything, so gzip and deflate may inflate in
+        one step instead of 32 KiB ones: zlib's large-buffer path is faster.
+        """
+        decoder = self._decoder
+        if not isinstance(decoder, _ZlibDecoder):
+            pieces = []
+            while (chunk := await self.receive_chunk()) is not None:
+                pieces.append(chunk)
+            return b"".join(pieces)
+        raw = []
+        while (data := await self._source.receive_chunk()) is not None:
+            raw.append(data)
+        decoder.limit = 0
+        try:
+            out = [decoder.decode(b"")] if decoder.pending else []
+            while decoder.pending:
+                out.append(decoder.decode(b""))
+            if raw:
+                out.append(decoder.decode(raw[0] if len(raw) == 1 else b"".join(raw)))
+                while decoder.pending:
+                    out.append(decoder.decode(b""))
+            decoder.finish()
+        except _Failure as exc:
+            raise self._error(self._coding, exc) from exc.__cause__
+        return out[0] if len(out) == 1 else b"".join(out)
+
 
 class _StackedDecoding(_Filter):
     """Several codings: the output of each decoder is the input of the next."""
@@ -337,10 +366,23 @@ class _ZlibDecoder:
     as libsoup and urllib3 do.
     """
 
-    __slots__ = ("_buf", "_d", "_gzip", "_head", "_junk", "_pos", "_streams", "_window", "pending")
+    __slots__ = (
+        "_buf",
+        "_d",
+        "_gzip",
+        "_head",
+        "_junk",
+        "_pos",
+        "_streams",
+        "_window",
+        "limit",
+        "pending",
+    )
 
     def __init__(self, gzip: bool) -> None:
         self._gzip = gzip
+        #: Most output per call; 0 = no limit (the reader asked for the whole body).
+        self.limit = CHUNK_LIMIT
         self._d: Any = None  # the current member's inflater; None between members
         self._buf: memoryview | None = None  # input zlib has not seen yet (slow path)
         self._pos = 0
@@ -356,13 +398,13 @@ class _ZlibDecoder:
             return self._decode_slow(data)
         # Inside a member, nothing left over: new data, or what max_length left.
         try:
-            out: bytes = d.decompress(data or d.unconsumed_tail, CHUNK_LIMIT)
+            out: bytes = d.decompress(data or d.unconsumed_tail, self.limit)
         except zlib.error as exc:
             raise _Failure(f"data is corrupt ({exc})") from exc
         if d.eof:
             self._end(d.unused_data)
         else:
-            self.pending = len(out) == CHUNK_LIMIT or bool(d.unconsumed_tail)
+            self.pending = len(out) == self.limit or bool(d.unconsumed_tail)
         return out
 
     def _end(self, rest: bytes) -> None:
@@ -410,7 +452,7 @@ class _ZlibDecoder:
                 d.decompress(saved)
         piece = buf[pos : pos + self._window]
         try:
-            out: bytes = d.decompress(piece, CHUNK_LIMIT)
+            out: bytes = d.decompress(piece, self.limit)
         except zlib.error as exc:
             raise _Failure(f"data is corrupt ({exc})") from exc
         if d.eof:
@@ -420,14 +462,14 @@ class _ZlibDecoder:
             self._d = d
             tail = len(d.unconsumed_tail)
             pos += len(piece) - tail
-            if not tail and len(out) < CHUNK_LIMIT:
+            if not tail and (len(out) < self.limit or not self.limit):
                 self._window = min(self._window * 2, _UNBOUNDED)  # it goes on: bigger steps
         if pos >= len(buf) or self._junk:
             self._buf = None
         else:
             self._buf = buf
             self._pos = pos
-        self.pending = self._buf is not None or (self._d is not None and len(out) == CHUNK_LIMIT)
+        self.pending = self._buf is not None or (self._d is not None and len(out) == self.limit)
         return out
 
     def _start(self, head: bytes) -> Any:

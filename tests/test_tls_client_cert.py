@@ -240,10 +240,13 @@ async def test_request_certificate_handler_gives_one(
         async with Session(tls_database=database) as session:
             msg = Message("GET", server.url_for("/first"))
             msg.request_certificate.connect(give if kind == "sync" else give_async)
+            restarts: list[Message] = []
+            msg.restarted.connect(restarts.append)
             with anyio.fail_after(BOUND):
                 body = await session.send_and_read(msg)
             assert (msg.status, body) == (200, b"conn=1 subject=alice")
             assert calls == [msg]
+            assert restarts == [msg]  # the re-send is announced like any other
             assert msg.tls_client_certificate == alice
             # Another message presenting the same certificate rides that connection.
             _, body = await get(session, server.url_for("/second"), alice)
