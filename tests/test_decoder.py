@@ -34,6 +34,7 @@ from anysoup import (
     MessageHeaders,
     Session,
     TlsDatabase,
+    _codings,
     _decoder,
 )
 from anysoup._decoder import CHUNK_LIMIT
@@ -112,20 +113,20 @@ def zstd_streamed(data: bytes) -> bytes:
 
 SKIPPABLE = b"\x50\x2a\x4d\x18" + (5).to_bytes(4, "little") + b"hello"
 DECODER_CASES = [
-    ("gzip", lambda: _decoder._ZlibDecoder(True), gzip.compress(TEXT), TEXT),
-    ("zlib", lambda: _decoder._ZlibDecoder(False), zlib.compress(TEXT), TEXT),
-    ("raw deflate", lambda: _decoder._ZlibDecoder(False), raw_deflate(TEXT), TEXT),
-    ("br", lambda: _decoder._BrotliDecoder(brotli), brotli.compress(TEXT), TEXT),
-    ("zstd", lambda: _decoder._ZstdDecoder(zstandard), zstd_streamed(TEXT), TEXT),
+    ("gzip", lambda: _codings.ZlibDecoder(True), gzip.compress(TEXT), TEXT),
+    ("zlib", lambda: _codings.ZlibDecoder(False), zlib.compress(TEXT), TEXT),
+    ("raw deflate", lambda: _codings.ZlibDecoder(False), raw_deflate(TEXT), TEXT),
+    ("br", lambda: _codings.BrotliDecoder(brotli), brotli.compress(TEXT), TEXT),
+    ("zstd", lambda: _codings.ZstdDecoder(zstandard), zstd_streamed(TEXT), TEXT),
     (
         "zstd frames",
-        lambda: _decoder._ZstdDecoder(zstandard),
+        lambda: _codings.ZstdDecoder(zstandard),
         SKIPPABLE + ENCODERS["zstd"](b"abc") + zstd_streamed(TEXT) + SKIPPABLE + b"junk",
         b"abc" + TEXT,
     ),
     (
         "gzip members",
-        lambda: _decoder._ZlibDecoder(True),
+        lambda: _codings.ZlibDecoder(True),
         b"".join(gzip.compress(TEXT[i : i + 999]) for i in range(0, 29970, 999)) + b"\0\0junk",
         TEXT[:29970],
     ),
@@ -145,7 +146,7 @@ def test_decoder_any_chunking(make: Callable[[], Any], data: bytes, expected: by
 )
 def test_decoder_truncated(make: Callable[[], Any], data: bytes) -> None:
     for cut in (1, 7, len(data) // 2, len(data) - 1):
-        with pytest.raises(_decoder._Failure, match="ends early"):
+        with pytest.raises(_codings.CodingFailure, match="ends early"):
             feed(make(), data[:-cut], iter(lambda: 4096, None))
 
 
@@ -159,17 +160,17 @@ def test_decoder_empty_input_is_fine(make: Callable[[], Any], data: bytes) -> No
 @pytest.mark.parametrize(
     ("make", "data"),
     [
-        (lambda: _decoder._ZlibDecoder(True), b"this is not gzip data at all"),
-        (lambda: _decoder._ZlibDecoder(True), gzip.compress(TEXT)[:-8] + b"\0" * 8),  # CRC
-        (lambda: _decoder._ZlibDecoder(False), zlib.compress(TEXT)[:-4] + b"\0" * 4),  # Adler-32
-        (lambda: _decoder._BrotliDecoder(brotli), brotli.compress(TEXT) + b"more"),
-        (lambda: _decoder._ZstdDecoder(zstandard), b"not zstd"),
-        (lambda: _decoder._ZstdDecoder(zstandard), zstd_streamed(TEXT)[:-4] + b"\0" * 4),
+        (lambda: _codings.ZlibDecoder(True), b"this is not gzip data at all"),
+        (lambda: _codings.ZlibDecoder(True), gzip.compress(TEXT)[:-8] + b"\0" * 8),  # CRC
+        (lambda: _codings.ZlibDecoder(False), zlib.compress(TEXT)[:-4] + b"\0" * 4),  # Adler-32
+        (lambda: _codings.BrotliDecoder(brotli), brotli.compress(TEXT) + b"more"),
+        (lambda: _codings.ZstdDecoder(zstandard), b"not zstd"),
+        (lambda: _codings.ZstdDecoder(zstandard), zstd_streamed(TEXT)[:-4] + b"\0" * 4),
     ],
     ids=["gzip magic", "gzip crc", "zlib adler", "br trailing", "zstd magic", "zstd checksum"],
 )
 def test_decoder_corrupt(make: Callable[[], Any], data: bytes) -> None:
-    with pytest.raises(_decoder._Failure, match="corrupt"):
+    with pytest.raises(_codings.CodingFailure, match="corrupt"):
         feed(make(), data, iter(lambda: 4096, None))
 
 
@@ -177,13 +178,13 @@ def test_gzip_magic_split_across_chunks() -> None:
     data = gzip.compress(b"one") + gzip.compress(b"two")
     first = data.index(b"\x1f\x8b", 2)  # where the second member starts
     sizes = [first + 1, 1, len(data)]  # its two magic bytes in different chunks
-    assert feed(_decoder._ZlibDecoder(True), data, iter(sizes)) == b"onetwo"
+    assert feed(_codings.ZlibDecoder(True), data, iter(sizes)) == b"onetwo"
 
 
 def test_old_brotli_feeds_small_pieces() -> None:
     # brotli < 1.2 has no output_buffer_limit: input goes in 1 KiB at a time
     # and output beyond CHUNK_LIMIT waits for the next call.
-    decoder = _decoder._BrotliDecoder(brotli)
+    decoder = _codings.BrotliDecoder(brotli)
     decoder._limited = False
     data = brotli.compress(bytes(5 << 20) + TEXT)
     assert feed(decoder, data, iter(lambda: 1 << 20, None)) == bytes(5 << 20) + TEXT
@@ -193,8 +194,8 @@ def test_zstd_window_over_8_mib_is_refused() -> None:
     # RFC 9659 §3: the "zstd" coding's window is at most 8 MiB.
     params = zstandard.ZstdCompressionParameters.from_level(3, window_log=24)
     data = zstandard.ZstdCompressor(compression_params=params).compress(bytes(20 << 20))
-    with pytest.raises(_decoder._Failure, match="corrupt"):
-        feed(_decoder._ZstdDecoder(zstandard), data, iter(lambda: 65536, None))
+    with pytest.raises(_codings.CodingFailure, match="corrupt"):
+        feed(_codings.ZstdDecoder(zstandard), data, iter(lambda: 65536, None))
 
 
 def test_many_gzip_members_linear() -> None:
@@ -203,7 +204,7 @@ def test_many_gzip_members_linear() -> None:
     members = [b"%d\n" % i for i in range(10000)]
     data = b"".join(gzip.compress(m) for m in members)
     for sizes in (iter([len(data)]), iter(lambda: 65536, None)):
-        assert feed(_decoder._ZlibDecoder(True), data, sizes) == b"".join(members)
+        assert feed(_codings.ZlibDecoder(True), data, sizes) == b"".join(members)
 
 
 @pytest.mark.parametrize(
@@ -321,7 +322,8 @@ async def test_accept_encoding_over_https(
 
 
 def test_accept_encoding_over_https_without_the_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_decoder, "_library", lambda name: None)
+    monkeypatch.setattr(_decoder, "load_library", lambda name: None)
+    monkeypatch.setattr(_codings, "load_library", lambda name: None)
     _decoder._accept_https.cache_clear()
     try:
         assert _decoder._accept_https() == "gzip, deflate"
@@ -487,7 +489,8 @@ async def test_stacked_error_names_the_coding(leak_check: LeakCheck) -> None:
 
 
 async def test_missing_library(monkeypatch: pytest.MonkeyPatch, leak_check: LeakCheck) -> None:
-    monkeypatch.setattr(_decoder, "_library", lambda name: None)
+    monkeypatch.setattr(_decoder, "load_library", lambda name: None)
+    monkeypatch.setattr(_codings, "load_library", lambda name: None)
     handler = encoded(brotli.compress(TEXT), "br")
     await expect_encoding_error(handler, leak_check, "'br'", "anysoup[brotli]")
 

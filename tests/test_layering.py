@@ -16,11 +16,29 @@ from typing import Any
 import pytest
 
 import anysoup
-from anysoup import _headers, _locale, _pool_state, _uri
+from anysoup import (
+    _codings,
+    _headers,
+    _locale,
+    _log_lines,
+    _pool_state,
+    _sniff_tables,
+    _sniffer,
+    _uri,
+)
 
 # -- policy modules do no I/O ----------------------------------------------------
 
-_POLICY_MODULES = [_pool_state, _headers, _locale, _uri]
+_POLICY_MODULES = [
+    _pool_state,
+    _headers,
+    _locale,
+    _uri,
+    _codings,
+    _log_lines,
+    _sniffer,
+    _sniff_tables,
+]
 _ASYNC_LIBRARIES = {"anyio", "trio", "sniffio", "h11", "asyncio"}
 _FORBIDDEN_TOP = _ASYNC_LIBRARIES | {"socket", "ssl", "select"}
 _DRIVERS = {"_http1", "_connect", "_pool", "_tls", "_session", "_core", "_body"}

@@ -25,7 +25,7 @@ from servers import ReceivedRequest, ServerConnection, serve_http
 import anysoup
 from anysoup import Logger, LoggerLogLevel, Message, Session
 from anysoup._headers import MessageHeaders
-from anysoup._logger import BodyText, _address, redact_value
+from anysoup._log_lines import BodyText, address_text, redact_value
 
 LeakCheck = Callable[[Session], Awaitable[None]]
 NONE, MINIMAL, HEADERS, BODY = (
@@ -195,7 +195,7 @@ def test_redact_value(name: str, value: str, shown: str) -> None:
     ],
 )
 def test_connection_address(address: object, shown: str) -> None:
-    assert _address(address) == shown
+    assert address_text(address) == shown
 
 
 def body_lines(body: BodyText, *, complete: bool = True) -> list[str]:
