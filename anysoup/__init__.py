@@ -3,6 +3,13 @@
 Everything public is importable from here; the modules behind it are private.
 """
 
+from ._auth import Auth as Auth
+from ._auth import AuthBasic as AuthBasic
+from ._auth import AuthDigest as AuthDigest
+from ._auth_challenge import Challenge as Challenge
+from ._auth_manager import AuthManager as AuthManager
+from ._auth_ntlm import AuthNegotiate as AuthNegotiate
+from ._auth_ntlm import AuthNTLM as AuthNTLM
 from ._body import InputStream as InputStream
 from ._body import RequestBody as RequestBody
 from ._cancellable import Cancellable as Cancellable
@@ -66,6 +73,13 @@ __all__ = [
     "SessionFeature",
     "PoolStatistics",
     # features
+    "AuthManager",
+    "Auth",
+    "AuthBasic",
+    "AuthDigest",
+    "AuthNTLM",
+    "AuthNegotiate",
+    "Challenge",
     "ContentDecoder",
     "ContentSniffer",
     "Logger",

@@ -254,6 +254,14 @@ class InputStream(ByteReceiveStream):
                 self._buffer += chunk
         return self._buffer[:size]
 
+    def _discard(self) -> None:
+        """Drop the body and its connection at once (a stage failing while it holds one)."""
+        source, self._source = self._source, None
+        self._closed = True
+        self._buffer = b""
+        if source is not None:
+            source.discard()
+
     def set_owner(self, owner: StreamOwner, msg: Any) -> None:
         """Tell ``owner`` about ``msg`` once this stream is done (or discarded)."""
         self._owner = owner

@@ -75,6 +75,8 @@ async def send_message(
     key, plan = plan_for(msg.uri)
     if plan.ssl_context is not None:  # the message's identity and trust mode count
         key, plan = await tls_plan(msg)
+    if msg._connection_owner is not None:  # a connection authenticated for one credential
+        key = (key, msg._connection_owner)
     method = msg.method
     flags = msg.flags
     if flags is NO_FLAGS:  # enum.Flag operations cost more than the rest
@@ -94,6 +96,8 @@ async def send_message(
                 if not await _client_certificate_given(msg, exc):
                     raise
                 key, plan = await tls_plan(msg)
+                if msg._connection_owner is not None:
+                    key = (key, msg._connection_owner)
                 continue
         reused = conn.used
         conn.used = True
@@ -129,6 +133,8 @@ async def send_message(
             if not await _client_certificate_given(msg, exc):
                 raise
             key, plan = await tls_plan(msg)
+            if msg._connection_owner is not None:
+                key = (key, msg._connection_owner)
             fresh_only = True
         except BaseException:
             pool.release(conn, reusable=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -88,7 +88,9 @@ class Message:
 
     __slots__ = (
         "__weakref__",
+        "_auth_state",
         "_body",
+        "_connection_owner",
         "_disabled",
         "_options_ping",
         "_queued",
@@ -226,6 +228,11 @@ class Message:
         self._queued = False
         self._options_ping = False
         self._restarts = 0
+        # The auth manager's bookkeeping for this message (its auths, what it set).
+        self._auth_state: object = None
+        # Set by connection-based auth (NTLM, Negotiate): connections made for
+        # this credential serve only messages that present the same one.
+        self._connection_owner: Hashable | None = None
 
     # -- constructors (libsoup's names) --------------------------------------
 

@@ -12,6 +12,7 @@ import anyio
 from anyio.abc import ByteSendStream, ObjectSendStream, TaskGroup, TaskStatus
 from yarl import URL
 
+from ._auth_manager import AuthManager
 from ._body import InputStream
 from ._cancellable import Cancellable
 from ._certificate import TlsCertificate, TlsInteraction
@@ -41,7 +42,7 @@ __all__ = ["DEFAULT", "SendContext", "Session"]
 #: Connect plans remembered per (scheme, host, port); each is cheap to remake.
 _PLAN_CACHE_SIZE = 1024
 #: The features every new session has (DESIGN §3); more arrive with their issues.
-_DEFAULT_FEATURES: tuple[type[SessionFeature], ...] = (ContentDecoder,)
+_DEFAULT_FEATURES: tuple[type[SessionFeature], ...] = (AuthManager, ContentDecoder)
 
 
 class _Writable(Protocol):

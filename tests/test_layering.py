@@ -17,6 +17,9 @@ import pytest
 
 import anysoup
 from anysoup import (
+    _auth,
+    _auth_challenge,
+    _auth_ntlm,
     _codings,
     _headers,
     _locale,
@@ -30,6 +33,9 @@ from anysoup import (
 # -- policy modules do no I/O ----------------------------------------------------
 
 _POLICY_MODULES = [
+    _auth,
+    _auth_challenge,
+    _auth_ntlm,
     _pool_state,
     _headers,
     _locale,
