@@ -152,6 +152,7 @@ class AuthManager(SessionFeature):
         sent = msg._auth_state
         if not isinstance(sent, _Sent):
             sent = msg._auth_state = _Sent()
+        msg._connection_owner = None  # each hop earns its own (another origin, another space)
         server_auth = self._prepare(msg, sent) if self._spaces else None
         proxy_auth: Auth | None = None
         uri_tried = False
