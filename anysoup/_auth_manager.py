@@ -69,6 +69,13 @@ class _Sent:
         self.proxy: str | None = None
 
 
+def _sent(msg: Message) -> _Sent:
+    sent = msg._auth_state
+    if not isinstance(sent, _Sent):
+        sent = msg._auth_state = _Sent()
+    return sent
+
+
 class AuthManager(SessionFeature):
     """Handles HTTP authentication for a session (a default feature).
 
@@ -149,11 +156,8 @@ class AuthManager(SessionFeature):
 
     async def handle(self, msg: Message, call_next: CallNext) -> InputStream:
         """Send ``msg``; answer 401 and 407 with credentials while there are new ones."""
-        sent = msg._auth_state
-        if not isinstance(sent, _Sent):
-            sent = msg._auth_state = _Sent()
         msg._connection_owner = None  # each hop earns its own (another origin, another space)
-        server_auth = self._prepare(msg, sent) if self._spaces else None
+        server_auth = self._prepare(msg) if self._spaces else None
         proxy_auth: Auth | None = None
         uri_tried = False
         while True:
@@ -186,7 +190,7 @@ class AuthManager(SessionFeature):
                 proxy_auth = auth
             else:
                 server_auth = auth
-            self._apply(msg, sent, auth, value, proxy=proxy)
+            self._apply(msg, auth, value, proxy=proxy)
 
     async def _answer(
         self,
@@ -240,7 +244,7 @@ class AuthManager(SessionFeature):
                 best = (scheme, challenge)
         return best
 
-    def _prepare(self, msg: Message, sent: _Sent) -> Auth | None:
+    def _prepare(self, msg: Message) -> Auth | None:
         """Before the first attempt: credentials of a known space go along unasked."""
         auth = self._lookup(msg.uri)
         if auth is None or not auth.is_authenticated:
@@ -248,6 +252,7 @@ class AuthManager(SessionFeature):
         if auth.connection_based:
             msg._connection_owner = auth  # its connection is already authenticated
             return None
+        sent = _sent(msg)
         headers = msg.request_headers
         current = headers.get_one("Authorization")
         if current is not None and current != sent.server:
@@ -256,8 +261,9 @@ class AuthManager(SessionFeature):
         headers.replace("Authorization", sent.server)
         return auth
 
-    def _apply(self, msg: Message, sent: _Sent, auth: Auth, value: str, *, proxy: bool) -> None:
+    def _apply(self, msg: Message, auth: Auth, value: str, *, proxy: bool) -> None:
         """Put ``auth``'s header ``value`` on ``msg`` for the re-send; remember the space."""
+        sent = _sent(msg)
         if auth.connection_based:
             msg._connection_owner = auth
         if proxy:
