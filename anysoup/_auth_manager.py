@@ -165,6 +165,9 @@ class AuthManager(SessionFeature):
             status = msg.status
             if status != 401 and status != 407:
                 return stream
+            body = msg._body
+            if body is not None and body._consumed:
+                return stream  # a streamed body went out: it can't be sent again
             try:
                 auth = await self._answer(msg, status == 407, proxy_auth, server_auth, uri_tried)
             except BaseException:

@@ -554,3 +554,27 @@ async def test_https_to_http_on_the_same_host_drops_credentials(
                 assert await fetch(session, msg) == b"plain"
             await leak_check(session)
     assert seen == [None]
+
+
+async def test_streamed_body_that_went_out_makes_the_401_final(leak_check: LeakCheck) -> None:
+    """A stream can't be sent twice: the handler isn't asked, the 401 is the answer."""
+    received: list[bytes] = []
+
+    async def needs_auth(conn: ServerConnection, req: ReceivedRequest) -> None:
+        received.append(req.body)
+        await conn.respond(401, [("WWW-Authenticate", 'Basic realm="up"')], b"")
+
+    async def chunks() -> Any:
+        yield b"part one, "
+        yield b"part two"
+
+    async with serve_http(needs_auth) as server:
+        async with Session() as session:
+            msg = Message("POST", server.url_for("/upload"), body=chunks())
+            asked = give("u", "p")
+            msg.authenticate.connect(asked)
+            await fetch(session, msg)
+            assert msg.status == 401
+            assert asked.calls == []  # type: ignore[attr-defined]
+        await leak_check(session)
+    assert received == [b"part one, part two"]
