@@ -95,9 +95,7 @@ async def send_message(
             except TlsError as exc:
                 if not await _client_certificate_given(msg, exc):
                     raise
-                key, plan = await tls_plan(msg)
-                if msg._connection_owner is not None:
-                    key = (key, msg._connection_owner)
+                key, plan = await _tls_key(msg, tls_plan)
                 continue
         reused = conn.used
         conn.used = True
@@ -132,13 +130,19 @@ async def send_message(
                 raise  # a stream body already went out with the request: no re-send
             if not await _client_certificate_given(msg, exc):
                 raise
-            key, plan = await tls_plan(msg)
-            if msg._connection_owner is not None:
-                key = (key, msg._connection_owner)
+            key, plan = await _tls_key(msg, tls_plan)
             fresh_only = True
         except BaseException:
             pool.release(conn, reusable=False)
             raise
+
+
+async def _tls_key(msg: Message, tls_plan: TlsPlan) -> tuple[Hashable, ConnectPlan]:
+    """The key and plan after the message got a client certificate (a re-send)."""
+    key, plan = await tls_plan(msg)
+    if msg._connection_owner is not None:
+        key = (key, msg._connection_owner)
+    return key, plan
 
 
 async def _accept_certificate(conn: Connection, msg: Message) -> None:
