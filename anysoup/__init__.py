@@ -5,8 +5,8 @@ Everything public is importable from here; the modules behind it are private.
 
 from ._auth import Auth as Auth
 from ._auth import AuthBasic as AuthBasic
-from ._auth import AuthDigest as AuthDigest
 from ._auth_challenge import Challenge as Challenge
+from ._auth_digest import AuthDigest as AuthDigest
 from ._auth_manager import AuthManager as AuthManager
 from ._auth_ntlm import AuthNegotiate as AuthNegotiate
 from ._auth_ntlm import AuthNTLM as AuthNTLM

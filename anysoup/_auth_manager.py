@@ -28,8 +28,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from ._auth import Auth, AuthBasic, AuthDigest
+from ._auth import Auth, AuthBasic
 from ._auth_challenge import parse_challenges
+from ._auth_digest import AuthDigest
 from ._core import check_resend
 from ._exceptions import Error
 from ._feature import SessionFeature

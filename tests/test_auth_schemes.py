@@ -14,8 +14,9 @@ from collections.abc import Iterator
 import pytest
 from yarl import URL
 
-from anysoup._auth import Auth, AuthBasic, AuthDigest
+from anysoup._auth import Auth, AuthBasic
 from anysoup._auth_challenge import Challenge
+from anysoup._auth_digest import AuthDigest
 from anysoup._headers import MessageHeaders
 from anysoup._message import Message
 

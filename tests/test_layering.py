@@ -19,6 +19,7 @@ import anysoup
 from anysoup import (
     _auth,
     _auth_challenge,
+    _auth_digest,
     _auth_ntlm,
     _codings,
     _headers,
@@ -35,6 +36,7 @@ from anysoup import (
 _POLICY_MODULES = [
     _auth,
     _auth_challenge,
+    _auth_digest,
     _auth_ntlm,
     _pool_state,
     _headers,
