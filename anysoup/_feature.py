@@ -64,6 +64,13 @@ class SessionFeature:
         if self._session is session:
             self._session = None
 
+    async def session_closed(self, session: Session) -> None:
+        """Called when ``session`` closes (its connections are gone).
+
+        A feature that writes files finishes its writes here, so they are
+        complete when ``async with Session()`` ends. The default does nothing.
+        """
+
     def add_sub_feature(self, feature_type: type) -> bool:
         """Accept a sub-feature type; return whether it was taken."""
         return False

@@ -97,6 +97,7 @@ class Message:
         "_restarts",
         "_signals",
         "_tls_client_certificate",
+        "_tls_strict",
         "first_party",
         "flags",
         "http_version",
@@ -225,6 +226,8 @@ class Message:
         self._disabled: set[type] | None = None
         self._signals: dict[str, Signal] | None = None
         self._tls_client_certificate: TlsCertificate | None = None
+        # Set by HSTS for a host with a policy: no accept_certificate override.
+        self._tls_strict = False
         self._queued = False
         self._options_ping = False
         self._restarts = 0

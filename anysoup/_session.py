@@ -205,6 +205,11 @@ class Session(SessionProperties):
         # Only the session's own tasks go through the task group: an exception
         # from the caller's block goes on as itself, not in an exception group.
         await task_group.__aexit__(None, None, None)
+        # Persistent features (cookie jars, HSTS stores) finish their writes:
+        # the files are complete when the session has closed.
+        with anyio.CancelScope(shield=True):
+            for feature in list(self._features):
+                await feature.session_closed(self)
         return None
 
     def abort(self) -> None:
@@ -444,7 +449,8 @@ class Session(SessionProperties):
         identity = msg._tls_client_certificate
         if identity is None and self._tls_interaction is not None:
             identity = await self._tls_interaction.request_certificate(msg)
-        relaxed = active(msg, "accept_certificate") is not None
+        # A host under an HSTS policy allows no override (RFC 6797 §12.1).
+        relaxed = not msg._tls_strict and active(msg, "accept_certificate") is not None
         return self._plan_for(msg.uri, relaxed, identity)
 
     def _database_for_tls(self) -> TlsDatabase:
