@@ -45,6 +45,9 @@ from ._exceptions import TooManyRestarts as TooManyRestarts
 from ._exceptions import WebsocketError as WebsocketError
 from ._feature import SessionFeature as SessionFeature
 from ._headers import MessageHeaders as MessageHeaders
+from ._hsts import HSTSEnforcer as HSTSEnforcer
+from ._hsts import HSTSEnforcerDB as HSTSEnforcerDB
+from ._hsts_policy import HSTSPolicy as HSTSPolicy
 from ._logger import Logger as Logger
 from ._message import Message as Message
 from ._message import MessageMetrics as MessageMetrics
@@ -80,6 +83,9 @@ __all__ = [
     "AuthNTLM",
     "AuthNegotiate",
     "Challenge",
+    "HSTSEnforcer",
+    "HSTSEnforcerDB",
+    "HSTSPolicy",
     "ContentDecoder",
     "ContentSniffer",
     "Logger",

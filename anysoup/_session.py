@@ -401,7 +401,9 @@ class Session(SessionProperties):
         (``relaxed``), the client identity, the remote and local addresses.
         """
         scheme = scheme_class(uri)
-        host = uri.raw_host or ""
+        # "example.org." names the same host: connect, send SNI and check the
+        # certificate without the final dot, as browsers and curl do.
+        host = (uri.raw_host or "").rstrip(".")
         port = uri.port or 0
         identity_key = identity._identity if identity is not None else None
         cache_key = (

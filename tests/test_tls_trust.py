@@ -895,3 +895,20 @@ async def test_cancelled_during_relaxed_reconnect(
             assert proxy.accepted == 3
         await leak_check(session)
     assert [r.target for r in server.requests] == ["/after"]
+
+
+async def test_host_with_a_trailing_dot_matches_its_certificate(
+    tls_server_context: Any, tls_ca_pem: bytes, leak_check: Any
+) -> None:
+    """``localhost.`` is ``localhost``: the name sent and checked has no final dot."""
+
+    async def hello(conn: ServerConnection, req: ReceivedRequest) -> None:
+        await conn.respond(200, [], b"dotted")
+
+    async with serve_http(hello, ssl_context=tls_server_context) as server:
+        database = anysoup.TlsDatabase.from_pem(tls_ca_pem)
+        async with anysoup.Session(tls_database=database) as session:
+            msg = anysoup.Message("GET", f"https://localhost.:{server.port}/")
+            with anyio.fail_after(5):
+                assert await session.send_and_read(msg) == b"dotted"
+        await leak_check(session)
