@@ -17,6 +17,12 @@ from ._certificate import TlsCertificate as TlsCertificate
 from ._certificate import TlsInteraction as TlsInteraction
 from ._connect import RemoteAddress as RemoteAddress
 from ._connect import UnixSocketAddress as UnixSocketAddress
+from ._cookie_stores import CookieJarDB as CookieJarDB
+from ._cookie_stores import CookieJarText as CookieJarText
+from ._cookies import Cookie as Cookie
+from ._cookies import CookieJar as CookieJar
+from ._cookies import CookieJarAcceptPolicy as CookieJarAcceptPolicy
+from ._cookies import SameSitePolicy as SameSitePolicy
 from ._decoder import ContentDecoder as ContentDecoder
 from ._enums import HTTPVersion as HTTPVersion
 from ._enums import LoggerLogLevel as LoggerLogLevel
@@ -83,6 +89,12 @@ __all__ = [
     "AuthNTLM",
     "AuthNegotiate",
     "Challenge",
+    "Cookie",
+    "CookieJar",
+    "CookieJarAcceptPolicy",
+    "CookieJarDB",
+    "CookieJarText",
+    "SameSitePolicy",
     "HSTSEnforcer",
     "HSTSEnforcerDB",
     "HSTSPolicy",
