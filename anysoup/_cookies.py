@@ -495,7 +495,7 @@ class CookieJar(SessionFeature):
             if self._pending:
                 await self._emit()
         except BaseException:
-            await stream.aclose()
+            stream._discard()  # a failing or cancelled handler: give the connection up now
             raise
         return stream
 
