@@ -16,6 +16,7 @@ docstring says so and why.
 
 from __future__ import annotations
 
+import abc
 import base64
 import unicodedata
 from typing import TYPE_CHECKING, ClassVar
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["Auth", "AuthBasic"]
 
 
-class Auth:
+class Auth(abc.ABC):
     """Credentials for one protection space, in one scheme (``SoupAuth``).
 
     Programs meet auths in the message's ``authenticate(msg, auth, retrying)``
@@ -83,9 +84,9 @@ class Auth:
         return self._is_for_proxy
 
     @property
+    @abc.abstractmethod
     def is_authenticated(self) -> bool:
         """Whether credentials were given and are ready to be sent."""
-        raise NotImplementedError
 
     @property
     def is_cancelled(self) -> bool:
@@ -99,9 +100,9 @@ class Auth:
 
     # -- what programs call --------------------------------------------------------
 
+    @abc.abstractmethod
     def authenticate(self, username: str, password: str) -> None:
         """Give the credentials (synchronous; the message is re-sent with them)."""
-        raise NotImplementedError
 
     def cancel(self) -> None:
         """Give up: the 401 or 407 is the final answer."""
@@ -118,6 +119,7 @@ class Auth:
         """
         return True
 
+    @abc.abstractmethod
     def update(self, msg: Message, challenge: Challenge) -> bool:
         """Take a new challenge for the same space; return whether it is still usable.
 
@@ -130,8 +132,8 @@ class Auth:
         ``update`` returns whether the object is still valid and leaves
         "refused" to ``is_authenticated``; here one answer says both.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def get_authorization(self, msg: Message) -> str:
         """The ``Authorization`` (or ``Proxy-Authorization``) value for ``msg``.
 
@@ -139,8 +141,8 @@ class Auth:
             ValueError: The auth is not authenticated, or can't answer for
                 ``msg`` (the text says why).
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def get_protection_space(self, source_uri: URL) -> list[str]:
         """The path prefixes this auth covers on ``source_uri``'s origin.
 
@@ -149,7 +151,6 @@ class Auth:
         the longest match wins. ``source_uri`` is the request that was
         challenged.
         """
-        raise NotImplementedError
 
     # -- libsoup's accessors -----------------------------------------------------------
 

@@ -30,6 +30,7 @@ read-only jar loads and reloads but never writes.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import sqlite3
@@ -71,7 +72,7 @@ def _expiry(seconds: int) -> datetime | None:
     return datetime.fromtimestamp(min(seconds, _MAX_TIMESTAMP), _UTC)
 
 
-class _FileJar(CookieJar):
+class _FileJar(CookieJar, abc.ABC):
     """What both stores share: the stamp check, the queue and the writer."""
 
     def __init__(
@@ -101,8 +102,9 @@ class _FileJar(CookieJar):
 
     # -- loading -------------------------------------------------------------------
 
+    @abc.abstractmethod
     def _read_file(self) -> Iterable[Cookie]:
-        raise NotImplementedError
+        """The persistent cookies in the file (blocking; small files)."""
 
     def _before_read(self) -> None:
         if not self._writing and _stamp(self._filename) != self._stamp:
@@ -155,9 +157,9 @@ class _FileJar(CookieJar):
         finally:
             self._writer_started = False
 
+    @abc.abstractmethod
     def _prepare(self, changes: list[_Change]) -> Callable[[], None]:
         """The blocking write for ``changes`` (built on the event loop, run in a thread)."""
-        raise NotImplementedError
 
     async def flush(self) -> None:
         """Write every queued change; return when the file holds them."""
