@@ -74,7 +74,7 @@ async def send_message(
     """
     key, plan = plan_for(msg.uri)
     if plan.ssl_context is not None:  # the message's identity and trust mode count
-        key, plan = await tls_plan(msg)
+        key, plan = await tls_plan(msg, key, plan)
     if msg._connection_owner is not None:  # a connection authenticated for one credential
         key = (key, msg._connection_owner)
     method = msg.method
@@ -95,7 +95,7 @@ async def send_message(
             except TlsError as exc:
                 if not await _client_certificate_given(msg, exc):
                     raise
-                key, plan = await _tls_key(msg, tls_plan)
+                key, plan = await _tls_key(msg, plan_for, tls_plan)
                 continue
         reused = conn.used
         conn.used = True
@@ -130,16 +130,18 @@ async def send_message(
                 raise  # a stream body already went out with the request: no re-send
             if not await _client_certificate_given(msg, exc):
                 raise
-            key, plan = await _tls_key(msg, tls_plan)
+            key, plan = await _tls_key(msg, plan_for, tls_plan)
             fresh_only = True
         except BaseException:
             pool.release(conn, reusable=False)
             raise
 
 
-async def _tls_key(msg: Message, tls_plan: TlsPlan) -> tuple[Hashable, ConnectPlan]:
+async def _tls_key(
+    msg: Message, plan_for: PlanFor, tls_plan: TlsPlan
+) -> tuple[Hashable, ConnectPlan]:
     """The key and plan after the message got a client certificate (a re-send)."""
-    key, plan = await tls_plan(msg)
+    key, plan = await tls_plan(msg, *plan_for(msg.uri))
     if msg._connection_owner is not None:
         key = (key, msg._connection_owner)
     return key, plan
@@ -433,4 +435,4 @@ if TYPE_CHECKING:
     from ._connect import ConnectPlan
 
     PlanFor = Callable[[URL], tuple[Hashable, ConnectPlan]]
-    TlsPlan = Callable[[Message], Awaitable[tuple[Hashable, ConnectPlan]]]
+    TlsPlan = Callable[[Message, Hashable, ConnectPlan], Awaitable[tuple[Hashable, ConnectPlan]]]

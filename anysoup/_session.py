@@ -315,7 +315,7 @@ class Session(SessionProperties):
         """
         key, plan = self._plan_for(msg.uri)
         if plan.ssl_context is not None:  # the connection the message itself would use
-            key, plan = await self._tls_plan(msg)
+            key, plan = await self._tls_plan(msg, key, plan)
         try:
             if cancellable is None:
                 await self._pool.preconnect(key, plan, priority=msg.priority)
@@ -446,13 +446,21 @@ class Session(SessionProperties):
         self._plans[cache_key] = (key, plan)
         return key, plan
 
-    async def _tls_plan(self, msg: Message) -> tuple[Hashable, ConnectPlan]:
-        """The key and plan for an https message: its client identity and trust mode."""
+    async def _tls_plan(
+        self, msg: Message, key: Hashable, plan: ConnectPlan
+    ) -> tuple[Hashable, ConnectPlan]:
+        """The key and plan for an https message: its client identity and trust mode.
+
+        ``key`` and ``plan`` are the URI's strict, anonymous ones, returned as
+        they are in the common case (no certificate, no override).
+        """
         identity = msg._tls_client_certificate
         if identity is None and self._tls_interaction is not None:
             identity = await self._tls_interaction.request_certificate(msg)
         # A host under an HSTS policy allows no override (RFC 6797 §12.1).
         relaxed = not msg._tls_strict and active(msg, "accept_certificate") is not None
+        if identity is None and not relaxed:
+            return key, plan
         return self._plan_for(msg.uri, relaxed, identity)
 
     def _database_for_tls(self) -> TlsDatabase:
