@@ -32,6 +32,8 @@ from anysoup import (
     _sniff_tables,
     _sniffer,
     _uri,
+    _websocket_extensions,
+    _websocket_handshake,
 )
 
 # -- policy modules do no I/O ----------------------------------------------------
@@ -52,10 +54,12 @@ _POLICY_MODULES = [
     _log_lines,
     _sniffer,
     _sniff_tables,
+    _websocket_extensions,
+    _websocket_handshake,
 ]
 _ASYNC_LIBRARIES = {"anyio", "trio", "sniffio", "h11", "asyncio"}
 _FORBIDDEN_TOP = _ASYNC_LIBRARIES | {"socket", "ssl", "select"}
-_DRIVERS = {"_http1", "_connect", "_pool", "_tls", "_session", "_core", "_body"}
+_DRIVERS = {"_http1", "_websocket", "_connect", "_pool", "_tls", "_session", "_core", "_body"}
 
 
 def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
