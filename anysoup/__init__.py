@@ -32,7 +32,10 @@ from ._enums import NetworkEvent as NetworkEvent
 from ._enums import SessionErrorCode as SessionErrorCode
 from ._enums import SpliceFlags as SpliceFlags
 from ._enums import TlsCertificateFlags as TlsCertificateFlags
+from ._enums import WebsocketCloseCode as WebsocketCloseCode
+from ._enums import WebsocketDataType as WebsocketDataType
 from ._enums import WebsocketErrorCode as WebsocketErrorCode
+from ._enums import WebsocketState as WebsocketState
 from ._exceptions import ConnectError as ConnectError
 from ._exceptions import EncodingError as EncodingError
 from ._exceptions import Error as Error
@@ -48,6 +51,7 @@ from ._exceptions import TimeoutError as TimeoutError
 from ._exceptions import TlsError as TlsError
 from ._exceptions import TooManyRedirects as TooManyRedirects
 from ._exceptions import TooManyRestarts as TooManyRestarts
+from ._exceptions import WebsocketClosed as WebsocketClosed
 from ._exceptions import WebsocketError as WebsocketError
 from ._feature import SessionFeature as SessionFeature
 from ._headers import MessageHeaders as MessageHeaders
@@ -65,6 +69,11 @@ from ._signals import Signal as Signal
 from ._sniffer import ContentSniffer as ContentSniffer
 from ._tls import TlsDatabase as TlsDatabase
 from ._version import __version__ as __version__
+from ._websocket import WebsocketConnection as WebsocketConnection
+from ._websocket_connect import WebsocketConnectContext as WebsocketConnectContext
+from ._websocket_extensions import WebsocketExtension as WebsocketExtension
+from ._websocket_extensions import WebsocketExtensionDeflate as WebsocketExtensionDeflate
+from ._websocket_extensions import WebsocketExtensionManager as WebsocketExtensionManager
 
 __all__ = [
     "__version__",
@@ -81,6 +90,12 @@ __all__ = [
     "Signal",
     "SessionFeature",
     "PoolStatistics",
+    # WebSockets
+    "WebsocketConnection",
+    "WebsocketConnectContext",
+    "WebsocketExtension",
+    "WebsocketExtensionDeflate",
+    "WebsocketExtensionManager",
     # features
     "AuthManager",
     "Auth",
@@ -116,7 +131,10 @@ __all__ = [
     "SessionErrorCode",
     "SpliceFlags",
     "TlsCertificateFlags",
+    "WebsocketCloseCode",
+    "WebsocketDataType",
     "WebsocketErrorCode",
+    "WebsocketState",
     # errors
     "Error",
     "SessionError",
@@ -134,6 +152,7 @@ __all__ = [
     "TlsError",
     "RequestCancelled",
     "WebsocketError",
+    "WebsocketClosed",
 ]
 
 for _name in __all__:

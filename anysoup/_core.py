@@ -287,6 +287,12 @@ async def _exchange(
         _set_response(msg, head)
         if type(head) is h11.Response:
             break
+        if head.status_code == 101 and http.switched:  # the answer to our Upgrade
+            if msg._signals:
+                await _emit(msg, "got_headers")
+            switched = _Switched(pool, conn, msg)
+            msg._switched = switched
+            return InputStream(switched)
         informational += 1
         if informational > 10:
             raise ParsingError(
@@ -427,6 +433,65 @@ class _Exchange:
             self._pool.release(conn, reusable=False)
 
 
+class _Switched:
+    """The body source of a 101 answer: no body, and a connection to take.
+
+    The message's new protocol (a WebSocket) takes the connection out of the
+    pool with :meth:`take`; if the stream is closed or dropped first, the
+    connection is closed (it can't carry HTTP any more).
+    """
+
+    __slots__ = ("_conn", "_ended", "_msg", "_pool")
+
+    def __init__(self, pool: Pool, conn: Connection, msg: Message) -> None:
+        self._pool = pool
+        self._conn: Connection | None = conn
+        self._msg = msg
+        self._ended = False
+
+    async def receive_chunk(self) -> bytes | None:
+        self._ended = True
+        return None
+
+    async def close(self, *, drain: bool) -> None:
+        self.discard()
+        if self._ended:
+            self._ended = False
+            if self._msg._signals:
+                await _emit(self._msg, "got_body")
+        if self._msg._signals:
+            await _emit(self._msg, "finished")
+
+    def discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if self._msg._switched is self:
+            self._msg._switched = None
+        if conn is not None:
+            self._pool.release(conn, reusable=False)
+
+    def take(self, attach: Attach) -> Connection:
+        """Detach the connection from the pool; ``attach(conn, trailing_data)`` runs it.
+
+        ``attach`` returns the job the connection's task runs from then on,
+        and what to call instead should the task end before the job starts.
+
+        Raises:
+            NetworkError: The connection is gone (the stream was closed, or the
+                pool closed the connection: timeout, abort, session end).
+        """
+        conn, self._conn = self._conn, None
+        if self._msg._switched is self:
+            self._msg._switched = None
+        if conn is None or conn.http is None:
+            raise NetworkError(
+                f"{self._msg.uri.host}: the connection that switched protocols is closed",
+                message=self._msg,
+            )
+        trailing = conn.http.take_trailing_data()
+        self._pool.detach(conn, *attach(conn, trailing))
+        return conn
+
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Hashable
 
@@ -436,3 +501,6 @@ if TYPE_CHECKING:
 
     PlanFor = Callable[[URL], tuple[Hashable, ConnectPlan]]
     TlsPlan = Callable[[Message, Hashable, ConnectPlan], Awaitable[tuple[Hashable, ConnectPlan]]]
+    Attach = Callable[
+        [Connection, bytes], tuple[Callable[[], Awaitable[None]], Callable[[], None]]
+    ]

@@ -12,7 +12,10 @@ __all__ = [
     "SessionErrorCode",
     "SpliceFlags",
     "TlsCertificateFlags",
+    "WebsocketCloseCode",
+    "WebsocketDataType",
     "WebsocketErrorCode",
+    "WebsocketState",
 ]
 
 
@@ -149,6 +152,58 @@ class WebsocketErrorCode(enum.Enum):
     BAD_HANDSHAKE = "bad-handshake"
     #: The server refused the origin.
     BAD_ORIGIN = "bad-origin"
+
+
+class WebsocketState(enum.IntEnum):
+    """Where a :class:`anysoup.WebsocketConnection` is (libsoup's ``SoupWebsocketState``)."""
+
+    #: Messages go both ways.
+    OPEN = 1
+    #: The closing handshake began (either side); nothing more can be sent.
+    CLOSING = 2
+    #: Closed; the connection is gone.
+    CLOSED = 3
+
+
+class WebsocketDataType(enum.IntEnum):
+    """The kind of a WebSocket message (libsoup's ``SoupWebsocketDataType``)."""
+
+    #: UTF-8 text (a ``str``).
+    TEXT = 1
+    #: Binary data (``bytes``).
+    BINARY = 2
+
+
+class WebsocketCloseCode(enum.IntEnum):
+    """Close codes of RFC 6455 §7.4.1 (libsoup's ``SoupWebsocketCloseCode``).
+
+    Applications may also use their own codes, 3000 to 4999.
+    """
+
+    #: The purpose of the connection was fulfilled.
+    NORMAL = 1000
+    #: An endpoint is going away (a page closed, a server shutting down).
+    GOING_AWAY = 1001
+    #: A peer broke the protocol.
+    PROTOCOL_ERROR = 1002
+    #: A kind of data the endpoint can't accept.
+    UNSUPPORTED_DATA = 1003
+    #: A close frame without a code (never sent).
+    NO_STATUS = 1005
+    #: The connection ended without a close frame (never sent).
+    ABNORMAL = 1006
+    #: Data inconsistent with its type (text that isn't UTF-8).
+    BAD_DATA = 1007
+    #: A message against the endpoint's policy.
+    POLICY_VIOLATION = 1008
+    #: A message too big to process.
+    TOO_BIG = 1009
+    #: The server didn't negotiate an extension the client requires.
+    NO_EXTENSION = 1010
+    #: The server met an unexpected condition.
+    SERVER_ERROR = 1011
+    #: The TLS handshake failed (never sent).
+    TLS_HANDSHAKE = 1015
 
 
 class LoggerLogLevel(enum.IntEnum):

@@ -31,6 +31,7 @@ __all__ = [
     "TlsError",
     "TooManyRedirects",
     "TooManyRestarts",
+    "WebsocketClosed",
     "WebsocketError",
 ]
 
@@ -176,7 +177,14 @@ class RequestCancelled(Error):
 
 
 class WebsocketError(Error):
-    """A WebSocket failure; ``code`` tells which (:class:`anysoup.WebsocketErrorCode`)."""
+    """A WebSocket failure; ``code`` tells which (:class:`anysoup.WebsocketErrorCode`).
+
+    :class:`WebsocketClosed`, raised once a WebSocket is closed, is a
+    WebsocketError whose ``code`` is the close code instead.
+    """
+
+    #: What failed; for :class:`WebsocketClosed`, the close code.
+    code: WebsocketErrorCode | int
 
     def __init__(
         self,
@@ -187,3 +195,20 @@ class WebsocketError(Error):
     ) -> None:
         super().__init__(text, message=message)
         self.code = code
+
+
+class WebsocketClosed(WebsocketError):
+    """The WebSocket is closed: raised by ``receive()`` and by sends after the close.
+
+    Attributes:
+        code: The close code (a :class:`anysoup.WebsocketCloseCode` when it is
+            one of RFC 6455's, else the application's int).
+        reason: The close reason text.
+    """
+
+    code: int
+
+    def __init__(self, text: str, *, code: int, reason: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.reason = reason

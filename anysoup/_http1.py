@@ -195,6 +195,16 @@ class HTTP1Connection:
 
     # -- state ---------------------------------------------------------------
 
+    @property
+    def switched(self) -> bool:
+        """Whether the server agreed to switch protocols (101 to our Upgrade)."""
+        return self._h11.their_state is h11.SWITCHED_PROTOCOL
+
+    def take_trailing_data(self) -> bytes:
+        """After a switch: the bytes read past the 101 answer (the new protocol's)."""
+        data, _closed = self._h11.trailing_data
+        return bytes(data)
+
     def finish(self) -> bool:
         """End the exchange; return whether the connection can carry another."""
         conn = self._h11

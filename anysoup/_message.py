@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from yarl import URL
@@ -96,6 +96,7 @@ class Message:
         "_queued",
         "_restarts",
         "_signals",
+        "_switched",
         "_tls_client_certificate",
         "_tls_strict",
         "first_party",
@@ -108,6 +109,7 @@ class Message:
         "reason_phrase",
         "remote_address",
         "request_headers",
+        "response_body",
         "response_headers",
         "site_for_cookies",
         "status",
@@ -222,12 +224,18 @@ class Message:
         self.tls_ciphersuite_name: str | None = None
         #: Timings and sizes, when ``COLLECT_METRICS`` is set.
         self.metrics: MessageMetrics | None = None
+        #: The response body when the session read it for you: the answer to a
+        #: WebSocket handshake that was not 101. None otherwise (bodies are
+        #: streams: see :meth:`anysoup.Session.send`).
+        self.response_body: bytes | None = None
         self._body = RequestBody.make(body) if body is not None else None
         self._disabled: set[type] | None = None
         self._signals: dict[str, Signal] | None = None
         self._tls_client_certificate: TlsCertificate | None = None
         # Set by HSTS for a host with a policy: no accept_certificate override.
         self._tls_strict = False
+        # The 101 answer's connection, until websocket_connect takes it (a _core._Switched).
+        self._switched: Any = None
         self._queued = False
         self._options_ping = False
         self._restarts = 0

@@ -13,7 +13,7 @@ import builtins
 import select
 import time
 import weakref
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -43,6 +43,9 @@ class Connection(ConnectionRecord):
 
     __slots__ = (
         "__weakref__",
+        "_job",
+        "_job_abandon",
+        "_job_given",
         "_poller",
         "_pool",
         "_scope",
@@ -88,6 +91,10 @@ class Connection(ConnectionRecord):
         self.certificate_errors: TlsCertificateFlags | None = None
         #: Network events and times of the connect, for the first message.
         self.log: ConnectLog | None = ConnectLog()
+        # What the task runs once its message detached it (a WebSocket's reader).
+        self._job: Callable[[], Awaitable[None]] | None = None
+        self._job_abandon: Callable[[], None] | None = None
+        self._job_given = anyio.Event()
 
     def close(self, reason: str | None = None) -> None:
         """Make the task close the socket (the pool already counts it CLOSED)."""
@@ -107,8 +114,15 @@ class Connection(ConnectionRecord):
                     state.connect_failed(self, exc)
                     return
                 state.connected(self, time.monotonic())
-                await anyio.sleep_forever()
+                await self._job_given.wait()
+                job, self._job = self._job, None
+                self._job_abandon = None
+                assert job is not None
+                await job()
         finally:
+            abandon, self._job_abandon = self._job_abandon, None
+            if abandon is not None:  # detached, but closed before the job could start
+                abandon()
             state.gone(self)
             if self.stream is not None:
                 # Closing must finish even when the session's scope is cancelled;
@@ -147,6 +161,17 @@ class Connection(ConnectionRecord):
                 self.peer_certificate = TlsCertificate(der)
             if errors:
                 self.certificate_errors = errors
+
+    def run_job(self, job: Callable[[], Awaitable[None]], abandon: Callable[[], None]) -> None:
+        """Make the task run ``job`` (the connection was detached from the pool).
+
+        The job runs under the connection's cancel scope: :meth:`close` (the
+        session closing) cancels it, and the socket is closed when it ends.
+        Should the task end before the job starts, ``abandon()`` is called.
+        """
+        self._job = job
+        self._job_abandon = abandon
+        self._job_given.set()
 
     def is_alive(self) -> bool:
         """Whether an idle connection's socket is still open and quiet."""
@@ -238,7 +263,7 @@ class Pool:
 
     def close(self) -> None:
         """Close every connection; fail waiters (the session is closing)."""
-        for record in list(self.state.records()):
+        for record in [*self.state.records(), *self.state.detached]:
             assert isinstance(record, Connection)
             record.close("session closed")
         self.state.close_all(lambda: NetworkError("the session is closed"))
@@ -315,6 +340,24 @@ class Pool:
             raise
         if waiter.error is not None:
             raise waiter.error
+
+    def detach(
+        self, conn: Connection, job: Callable[[], Awaitable[None]], abandon: Callable[[], None]
+    ) -> None:
+        """Take a lent connection out of the pool and let ``job`` run it.
+
+        The connection no longer counts against the limits; ``job`` runs in
+        the connection's task (in the session's task group) until it returns
+        or the session closes, and then the socket is closed.
+
+        Raises:
+            NetworkError: The connection was closed meanwhile (timeout, abort).
+        """
+        try:
+            self.state.detach(conn)
+        except RuntimeError:
+            raise NetworkError(f"{conn.plan.label}: the connection was closed") from None
+        conn.run_job(job, abandon)
 
     def release(self, conn: Connection, *, reusable: bool) -> None:
         """Take back a borrowed connection (synchronous: safe in any clean-up)."""

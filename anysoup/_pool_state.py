@@ -13,8 +13,9 @@ callbacks given at construction:
   task that connects it (starting a task is synchronous);
 * ``close_connection(record)`` tells that task to close its socket.
 
-A connection is CONNECTING, IDLE, IN_USE or CLOSED (see ``docs/design.rst``).
-The limits count every connection that is not CLOSED, and a record becomes
+A connection is CONNECTING, IDLE, IN_USE, DETACHED or CLOSED (see
+``docs/design.rst``). The limits count every connection that is CONNECTING,
+IDLE or IN_USE, and a record becomes
 CLOSED exactly once, in :meth:`PoolState._close`, so the counters cannot drift
 whatever order events arrive in. Because no transition awaits, a cancellation
 can't land in the middle of one: a cancelled request runs one synchronous
@@ -55,6 +56,9 @@ class ConnState(enum.Enum):
     IDLE = "idle"
     #: Lent to one message.
     IN_USE = "in-use"
+    #: Taken out of the pool for good by its message (a WebSocket after its
+    #: 101 answer): no longer counted against the limits, closed with the session.
+    DETACHED = "detached"
     #: Out of the pool; its task closes (or has closed) the socket.
     CLOSED = "closed"
 
@@ -150,6 +154,8 @@ class PoolStatistics:
     in_use: int
     #: Requests and preconnects waiting for a connection.
     waiting: int
+    #: Connections taken out of the pool by their message (open WebSockets).
+    detached: int = 0
 
 
 class _Host:
@@ -193,6 +199,8 @@ class PoolState:
         self._waiters: list[Waiter] = []
         self._total = 0
         self.in_use: set[ConnectionRecord] = set()
+        #: Connections their message took out of the pool (WebSockets).
+        self.detached: set[ConnectionRecord] = set()
         self.closing = False
 
     # -- requests -------------------------------------------------------------
@@ -254,6 +262,24 @@ class PoolState:
             self._make_idle(record, now)
         else:
             self._close(record)
+        self._process()
+
+    def detach(self, record: ConnectionRecord) -> None:
+        """Take a lent connection out of the pool for good (libsoup's "steal").
+
+        It stops counting against the limits, so waiters may be served at
+        once; :meth:`close_all` still closes it. The caller runs it from then on.
+
+        Raises:
+            RuntimeError: ``record`` is not lent (the pool closed it meanwhile).
+        """
+        if record.state is not ConnState.IN_USE:
+            raise RuntimeError(f"{record!r} is not lent and can't be detached")
+        self.in_use.discard(record)
+        record.io_deadline = math.inf
+        self._uncount(record)
+        record.state = ConnState.DETACHED
+        self.detached.add(record)
         self._process()
 
     # -- connection tasks -----------------------------------------------------
@@ -338,6 +364,8 @@ class PoolState:
         for host in list(self._hosts.values()):
             for record in list(host.connecting):
                 self._close(record)
+        for record in list(self.detached):
+            self._close(record)
 
     def abort(self, error: Callable[[], BaseException]) -> list[ConnectionRecord]:
         """Fail every waiter with ``error()`` and close idle and lent connections.
@@ -381,6 +409,7 @@ class PoolState:
             idle=idle,
             in_use=len(self.in_use),
             waiting=len(self._waiters),
+            detached=len(self.detached),
         )
 
     def records(self) -> Iterator[ConnectionRecord]:
@@ -407,6 +436,11 @@ class PoolState:
         state = record.state
         if state is ConnState.CLOSED:
             return
+        if state is ConnState.DETACHED:  # counted no more since it was detached
+            self.detached.discard(record)
+            record.state = ConnState.CLOSED
+            self._close_connection(record)
+            return
         host = self._hosts[record.key]
         if state is ConnState.IDLE:
             if record in host.idle:  # not when the caller popped it already
@@ -417,11 +451,15 @@ class PoolState:
         elif state is ConnState.IN_USE:
             self.in_use.discard(record)
         record.state = ConnState.CLOSED
+        self._uncount(record)
+        self._close_connection(record)
+
+    def _uncount(self, record: ConnectionRecord) -> None:
+        host = self._hosts[record.key]
         host.count -= 1
         self._total -= 1
         if host.count == 0:
             del self._hosts[record.key]
-        self._close_connection(record)
 
     def _open(self, waiter: Waiter) -> None:
         record = self._open_connection(waiter.key, waiter.plan)

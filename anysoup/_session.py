@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Hashable, Iterable
+from collections.abc import Generator, Hashable, Iterable, Sequence
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -33,6 +33,8 @@ from ._signals import SignalDescriptor, active
 from ._tls import TlsDatabase
 from ._uri import host_header, is_secure, scheme_class
 from ._version import __version__
+from ._websocket_connect import WebsocketConnectContext
+from ._websocket_extensions import WebsocketExtensionManager
 
 if TYPE_CHECKING:
     from ._signals import Signal
@@ -42,7 +44,11 @@ __all__ = ["DEFAULT", "SendContext", "Session"]
 #: Connect plans remembered per (scheme, host, port); each is cheap to remake.
 _PLAN_CACHE_SIZE = 1024
 #: The features every new session has (DESIGN §3); more arrive with their issues.
-_DEFAULT_FEATURES: tuple[type[SessionFeature], ...] = (AuthManager, ContentDecoder)
+_DEFAULT_FEATURES: tuple[type[SessionFeature], ...] = (
+    AuthManager,
+    ContentDecoder,
+    WebsocketExtensionManager,
+)
 
 
 class _Writable(Protocol):
@@ -327,6 +333,41 @@ class Session(SessionProperties):
                 exc.message = msg
             raise
         task_status.started()
+
+    def websocket_connect(
+        self,
+        msg: Message,
+        origin: str | None = None,
+        protocols: Sequence[str] | None = None,
+        *,
+        cancellable: Cancellable | None = None,
+        io_priority: int = 0,
+    ) -> WebsocketConnectContext:
+        """Open a WebSocket with the handshake ``msg`` (a GET to a ws, wss, http or https URI).
+
+        ``async with session.websocket_connect(msg) as ws:`` or ``ws = await
+        session.websocket_connect(msg)``. The handshake goes through the
+        session like any message (redirects, authentication, cookies, TLS
+        settings apply); its connection then leaves the pool and belongs to
+        the :class:`WebsocketConnection`, whose reader runs in the session's
+        task group. The :class:`WebsocketExtensionManager` offers its
+        extensions (permessage-deflate by default).
+
+        Args:
+            msg: The handshake request; it gets the WebSocket headers.
+            origin: The ``Origin`` header to send, if any.
+            protocols: Subprotocols to offer, in order of preference.
+            cancellable: Cancels the handshake from elsewhere.
+            io_priority: Accepted for libsoup compatibility.
+
+        Raises:
+            WebsocketError: ``NOT_WEBSOCKET`` (an answer other than 101; the
+                message holds the response, its body in ``msg.response_body``),
+                ``BAD_ORIGIN`` (403 to an Origin), ``BAD_HANDSHAKE`` (a 101
+                that isn't a valid WebSocket answer).
+            anysoup.Error: The handshake could not be sent.
+        """
+        return WebsocketConnectContext(self, msg, origin, protocols, cancellable)
 
     async def _send(self, msg: Message, cancellable: Cancellable | None) -> InputStream:
         if msg._queued:

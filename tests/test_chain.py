@@ -62,11 +62,16 @@ def test_positions_follow_the_design_order() -> None:
 
 
 def test_defaults_and_replacing_one() -> None:
-    """A new session has AuthManager and ContentDecoder; an instance given replaces one."""
-    assert [type(f) for f in Session().get_features()] == [anysoup.AuthManager, ContentDecoder]
+    """A new session has AuthManager, ContentDecoder and WebsocketExtensionManager
+    (DESIGN §6); an instance given replaces one."""
+    assert [type(f) for f in Session().get_features()] == [
+        anysoup.AuthManager,
+        ContentDecoder,
+        anysoup.WebsocketExtensionManager,
+    ]
     mine = ContentDecoder()
     session = Session(features=[mine])
-    assert session.get_features()[-1] is mine and len(session.get_features()) == 2
+    assert session.get_features()[-1] is mine and len(session.get_features()) == 3
     assert session.get_feature(ContentDecoder) is mine
 
 

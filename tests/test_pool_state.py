@@ -139,7 +139,9 @@ class Harness:
         for field in ("connections", "connecting", "idle", "in_use", "waiting"):
             assert getattr(s, field) >= 0, (field, s)
         assert s.connections == s.connecting + s.idle + s.in_use, s
-        live = [r for r in self.opened if r.state is not ConnState.CLOSED]
+        detached = [r for r in self.opened if r.state is ConnState.DETACHED]
+        assert s.detached == len(detached) and set(detached) == state.detached, s
+        live = [r for r in self.opened if r.state not in (ConnState.CLOSED, ConnState.DETACHED)]
         assert s.connections == len(live), (s, live)
         assert s.connecting == sum(r.state is ConnState.CONNECTING for r in live), s
         assert s.idle == sum(r.state is ConnState.IDLE for r in live), s
@@ -903,3 +905,56 @@ def test_random_walk_keeps_invariants(seed: int) -> None:
     h.close_all(lambda: NetworkError("end"))
     assert h.stats() == PoolStatistics(0, 0, 0, 0, 0)
     assert all(w.done for w in h.waiters)
+
+
+# -- detached connections (WebSockets) -------------------------------------------
+
+
+def test_detach_leaves_the_limits_and_serves_a_waiter() -> None:
+    h = Harness(max_conns=1, max_conns_per_host=1)
+    conn = h.in_use_conn("a")
+    waiting = h.request("a")
+    assert not waiting.done
+    h.detach(conn)
+    assert conn.state is ConnState.DETACHED
+    assert h.stats() == PoolStatistics(1, 1, 0, 0, 0, detached=1)
+    assert waiting.connecting is not None  # the slot went to the waiter at once
+    h.release(conn, reusable=True, now=0.0)  # a stray release changes nothing
+    assert conn.state is ConnState.DETACHED and conn not in h.closed
+
+
+def test_detached_connection_closes_with_the_session_not_with_abort() -> None:
+    h = Harness()
+    conn = h.in_use_conn("a")
+    h.detach(conn)
+    h.abort(lambda: NetworkError("aborted"))
+    assert conn.state is ConnState.DETACHED
+    h.expire(math.inf)
+    assert conn.state is ConnState.DETACHED
+    h.close_all(lambda: NetworkError("closed"))
+    assert conn.state is ConnState.CLOSED and h.closed == [conn]
+    assert h.stats() == PoolStatistics(0, 0, 0, 0, 0)
+
+
+def test_detached_connection_gone_when_its_task_ends() -> None:
+    h = Harness()
+    conn = h.in_use_conn("a")
+    h.detach(conn)
+    h.gone(conn)
+    assert conn.state is ConnState.CLOSED and h.closed == [conn]
+    assert h.stats() == PoolStatistics(0, 0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("how", ["idle", "closed", "detached"])
+def test_only_a_lent_connection_can_be_detached(how: str) -> None:
+    h = Harness()
+    if how == "idle":
+        conn = h.idle_conn("a")
+    else:
+        conn = h.in_use_conn("a")
+        if how == "closed":
+            h.release(conn, reusable=False, now=0.0)
+        else:
+            h.detach(conn)
+    with pytest.raises(RuntimeError, match="can't be detached"):
+        h.detach(conn)
