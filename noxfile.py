@@ -58,6 +58,6 @@ def bench(session: nox.Session) -> None:
         "--baseline",
         "h11raw",
         "--scenarios",
-        "seq,conc,large",
+        "seq,conc,gzip,large,ws",
     ]
     session.run("python", str(BENCH / "run.py"), *args, env={"PYTHONHASHSEED": "0"})

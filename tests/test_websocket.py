@@ -250,3 +250,36 @@ async def test_handshake_headers(ws_plain_url: str) -> None:
     assert "user-agent: ws-test" in lines
     assert "sec-websocket-version: 13" in lines
     assert "upgrade: websocket" in lines
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"server_no_context_takeover": True},
+        {"client_no_context_takeover": True},
+        {"server_no_context_takeover": True, "client_no_context_takeover": True},
+        {"server_max_window_bits": 10},
+        {"client_max_window_bits": 9},
+        {"server_max_window_bits": 9, "client_max_window_bits": 12},
+    ],
+    ids=lambda params: ",".join(f"{k}={v}" for k, v in params.items()),
+)
+async def test_deflate_parameters_from_the_server(params: dict[str, object]) -> None:
+    """Each answer the websockets server can give configures both directions:
+    a long exchange of similar messages round-trips through both windows."""
+    from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+
+    factory = ServerPerMessageDeflateFactory(**params)  # type: ignore[arg-type]
+    with websockets_server(extensions=[factory]) as url:
+        async with (
+            Session() as session,
+            session.websocket_connect(Message("GET", url + "/echo")) as ws,
+        ):
+            (extension,) = ws.extensions
+            assert isinstance(extension, WebsocketExtensionDeflate)
+            for name, value in params.items():
+                assert getattr(extension, name) == value
+            for i in range(30):
+                text = f"message {i} " + "the same words again " * (50 + i)
+                await ws.send_text(text)
+                assert await ws.receive() == text
