@@ -67,6 +67,8 @@ _BODY_HEADERS = (
 #: (with an optional zone). Anything else (a space, "<") is not a usable host.
 _HOST_RE = re.compile(r"[A-Za-z0-9\-._~]+|[0-9A-Fa-f:.]+(?:%25[A-Za-z0-9\-._~]+)?")
 _HTTP = frozenset({"http", "https"})
+#: A WebSocket handshake (ws, wss) may also be sent on to a ws or wss Location.
+_WEBSOCKET = frozenset({"http", "https", "ws", "wss"})
 _NO_TLS_ERRORS = TlsCertificateFlags.NO_FLAGS
 
 
@@ -112,10 +114,11 @@ def resolve_location(base: URL, location: str) -> URL:
     hold (spaces, quotes, non-ASCII) are percent-encoded rather than refused,
     as browsers and libsoup do; raw bytes that are valid UTF-8 are read as
     UTF-8. Without a fragment of its own, the result keeps ``base``'s (RFC
-    9110 §10.2.2).
+    9110 §10.2.2). A WebSocket handshake (``base`` ws or wss) may move to a
+    ws, wss, http or https URI; any other request only to http or https.
 
     Raises:
-        ValueError: The value is not a usable http(s) URI; the text says why.
+        ValueError: The value is not a usable URI; the text says why.
     """
     text = _from_wire(location)
     try:
@@ -124,9 +127,10 @@ def resolve_location(base: URL, location: str) -> URL:
         ref = URL(text.replace(" ", "%20"))
     except (ValueError, TypeError) as exc:
         raise ValueError(f"not a URI ({exc})") from None
+    allowed = _WEBSOCKET if base.scheme in ("ws", "wss") else _HTTP
     if ref.scheme:
-        if ref.scheme not in _HTTP:
-            raise ValueError(f"scheme {ref.scheme!r} is not http or https")
+        if ref.scheme not in allowed:
+            raise ValueError(f"scheme {ref.scheme!r} is not {' or '.join(sorted(allowed))}")
         if not ref.raw_host:  # "http:///x", "http:x": absolute, and no host (RFC 3986 §3)
             raise ValueError("no host")
         target = ref
@@ -136,7 +140,7 @@ def resolve_location(base: URL, location: str) -> URL:
         except (ValueError, TypeError) as exc:
             raise ValueError(f"not a URI ({exc})") from None
     host = target.raw_host
-    if target.scheme not in _HTTP or not host or _HOST_RE.fullmatch(host) is None:
+    if target.scheme not in allowed or not host or _HOST_RE.fullmatch(host) is None:
         raise ValueError("no usable host")
     if not target.port:
         raise ValueError("no usable port")

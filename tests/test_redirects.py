@@ -846,3 +846,26 @@ async def test_httpbin_cross_origin_strips_credentials(
         assert data["headers"]["Authorization"] == "Bearer secret"
         assert data["headers"]["Cookie"] == "session=abc"
     await leak_check(session)
+
+
+@pytest.mark.parametrize(
+    ("base", "location", "expected"),
+    [
+        ("ws://example.org/chat", "/v2/chat", "ws://example.org/v2/chat"),
+        ("wss://example.org/chat", "other", "wss://example.org/other"),
+        ("ws://example.org/chat", "wss://example.org/chat", "wss://example.org/chat"),
+        ("wss://example.org/chat", "https://example.net/ws", "https://example.net/ws"),
+        ("ws://example.org/chat", "//example.net:81/x", "ws://example.net:81/x"),
+    ],
+)
+def test_resolve_location_of_a_websocket_handshake(
+    base: str, location: str, expected: str
+) -> None:
+    """A handshake may be sent on to ws(s) as well as http(s); other requests only to http(s)."""
+    assert str(resolve_location(URL(base), location)) == expected
+
+
+@pytest.mark.parametrize("location", ["ftp://example.org/", "ws:///no-host", "about:blank"])
+def test_resolve_location_of_a_websocket_handshake_refuses(location: str) -> None:
+    with pytest.raises(ValueError, match=r".+"):
+        resolve_location(URL("ws://example.org/chat"), location)
