@@ -62,6 +62,9 @@ from ._logger import Logger as Logger
 from ._message import Message as Message
 from ._message import MessageMetrics as MessageMetrics
 from ._pool_state import PoolStatistics as PoolStatistics
+from ._proxy_resolver import ProxyResolver as ProxyResolver
+from ._proxy_resolver import ProxyURI as ProxyURI
+from ._proxy_resolver import SimpleProxyResolver as SimpleProxyResolver
 from ._session import DEFAULT as DEFAULT
 from ._session import SendContext as SendContext
 from ._session import Session as Session
@@ -117,7 +120,10 @@ __all__ = [
     "ContentSniffer",
     "Logger",
     "LoggerLogLevel",
-    # addresses and TLS
+    # addresses, proxies and TLS
+    "ProxyResolver",
+    "SimpleProxyResolver",
+    "ProxyURI",
     "RemoteAddress",
     "UnixSocketAddress",
     "TlsDatabase",

@@ -21,6 +21,8 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 from ._certificate import TlsCertificate, identity_flags
 from ._enums import NetworkEvent, TlsCertificateFlags
 from ._exceptions import ConnectError, TlsError
+from ._proxy_connect import through_proxy
+from ._proxy_resolver import ProxyURI
 from ._tls import tls_error
 
 __all__ = ["ConnectPlan", "RemoteAddress", "UnixSocketAddress", "open_stream"]
@@ -76,6 +78,17 @@ class ConnectPlan:
     local: tuple[str, int] | None = None
     #: The ``Host`` header for this host and port (computed once, not per request).
     authority: str = ""
+    #: The proxy to go through, or None for a direct connection.
+    proxy: ProxyURI | None = None
+    #: Through an http(s) proxy: open a CONNECT tunnel (https, ws, wss), rather
+    #: than send requests in absolute form to the proxy (http).
+    tunnel: bool = False
+    #: The verifying context for an https proxy.
+    proxy_context: ssl.SSLContext | None = None
+    #: ``Proxy-Authorization`` for the CONNECT request.
+    proxy_authorization: str | None = None
+    #: ``User-Agent`` for the CONNECT request.
+    user_agent: str | None = None
 
     @property
     def label(self) -> str:
@@ -118,7 +131,7 @@ async def open_stream(
         ConnectError: The name did not resolve or no address accepted.
         TlsError: The TLS handshake failed.
     """
-    stream, peer = await _transport(plan, plan.remote, log, resolver)
+    stream, peer = await _raw_stream(plan, log, resolver)
     errors = TlsCertificateFlags.NO_FLAGS
     if plan.ssl_context is not None:
         log.add(NetworkEvent.TLS_HANDSHAKING)
@@ -129,7 +142,10 @@ async def open_stream(
                 raise
             # The message may accept this certificate: connect again to the same
             # peer without verification and report what the first attempt found.
-            stream, peer = await _transport(plan, peer, ConnectLog(), resolver)
+            if plan.proxy is not None:
+                stream, peer = await _raw_stream(plan, ConnectLog(), resolver)
+            else:
+                stream, peer = await _transport(plan, peer, ConnectLog(), resolver)
             stream = await _handshake(stream, plan, plan.relaxed_context)
             der = stream.extra(TLSAttribute.peer_certificate_binary, None)
             errors = exc.errors
@@ -140,16 +156,37 @@ async def open_stream(
     return stream, peer, errors
 
 
+async def _raw_stream(
+    plan: ConnectPlan, log: ConnectLog, resolver: Resolver
+) -> tuple[ByteStream, RemoteAddress]:
+    """The stream to the origin before its TLS: direct, or through the plan's proxy."""
+    proxy = plan.proxy
+    if proxy is None:
+        return await _transport(plan, plan.remote, log, resolver)
+
+    async def proxy_handshake(stream: ByteStream, host: str, label: str) -> ByteStream:
+        assert plan.proxy_context is not None
+        return await _tls(stream, host, label, plan.proxy_context, identity=False)
+
+    return await through_proxy(plan, proxy, log, resolver, _connect_tcp, proxy_handshake)
+
+
 async def _handshake(stream: ByteStream, plan: ConnectPlan, context: ssl.SSLContext) -> ByteStream:
+    return await _tls(stream, plan.host, plan.label, context, identity=plan.identity)
+
+
+async def _tls(
+    stream: ByteStream, host: str, label: str, context: ssl.SSLContext, *, identity: bool
+) -> ByteStream:
     try:
         return await TLSStream.wrap(
-            stream, hostname=plan.host, ssl_context=context, standard_compatible=False
+            stream, hostname=host, ssl_context=context, standard_compatible=False
         )
     except BaseException as exc:
         await anyio.aclose_forcefully(stream)
         if isinstance(exc, (ssl.SSLError, OSError, anyio.BrokenResourceError, anyio.EndOfStream)):
             cause = exc.__cause__ if isinstance(exc, anyio.BrokenResourceError) else exc
-            raise tls_error(cause or exc, plan.label, identity=plan.identity) from exc
+            raise tls_error(cause or exc, label, identity=identity) from exc
         raise
 
 

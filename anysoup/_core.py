@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from contextlib import aclosing
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import anyio
@@ -20,6 +21,7 @@ import h11
 from ._body import DRAIN_LIMIT, InputStream
 from ._enums import NO_FLAGS, HTTPVersion, MessageFlags, NetworkEvent, TlsCertificateFlags
 from ._exceptions import (
+    ConnectError,
     Error,
     NetworkError,
     ParsingError,
@@ -29,6 +31,7 @@ from ._exceptions import (
     TooManyRestarts,
 )
 from ._headers import MessageHeaders
+from ._proxy_connect import ProxyRefused
 from ._signals import active
 from ._tls import describe_flags
 
@@ -64,19 +67,29 @@ def check_resend(msg: Message) -> None:
 
 
 async def send_message(
-    pool: Pool, plan_for: PlanFor, tls_plan: TlsPlan, msg: Message
+    pool: Pool, plan_for: PlanFor, tls_plan: TlsPlan, proxy_lookup: ProxyLookup, msg: Message
 ) -> InputStream:
     """Send ``msg`` and return its body stream once the final headers are in.
 
-    The session binds ``pool``, ``plan_for`` and ``tls_plan`` with
-    :func:`functools.partial`, which makes this the innermost stage of the
-    chain without a frame between.
+    The session binds ``pool``, ``plan_for``, ``tls_plan`` and
+    ``proxy_lookup`` with :func:`functools.partial`, which makes this the
+    innermost stage of the chain without a frame between.
     """
-    key, plan = plan_for(msg.uri)
+    lookup = proxy_lookup(msg.uri)
+    if lookup is None:  # no proxy can apply: not even an await
+        proxies: list[ProxyURI | None] = []
+        key, plan = plan_for(msg.uri)
+    else:
+        proxies = await lookup
+        key, plan = plan_for(msg.uri, False, None, proxies.pop(0) if proxies else None)
     if plan.ssl_context is not None:  # the message's identity and trust mode count
         key, plan = await tls_plan(msg, key, plan)
     if msg._connection_owner is not None:  # a connection authenticated for one credential
         key = (key, msg._connection_owner)
+    if plan.tunnel:  # the credential the auth manager found for the proxy goes on CONNECT
+        proxy_authorization = msg.request_headers.get_one("Proxy-Authorization")
+        if proxy_authorization is not None:
+            plan = replace(plan, proxy_authorization=proxy_authorization)
     method = msg.method
     flags = msg.flags
     if flags is NO_FLAGS:  # enum.Flag operations cost more than the rest
@@ -85,7 +98,7 @@ async def send_message(
         fresh_only = bool(flags & MessageFlags.NEW_CONNECTION) or (
             method not in IDEMPOTENT_METHODS and not flags & MessageFlags.IDEMPOTENT
         )
-    headers = _wire_headers(msg, plan.authority)
+    headers = _wire_headers(msg, plan)
     while True:
         # The common case, an idle connection and nobody waiting, needs no await.
         conn = None if fresh_only else pool.checkout_idle(key)
@@ -95,7 +108,18 @@ async def send_message(
             except TlsError as exc:
                 if not await _client_certificate_given(msg, exc):
                     raise
-                key, plan = await _tls_key(msg, plan_for, tls_plan)
+                key, plan = await _tls_key(msg, plan_for, tls_plan, plan.proxy)
+                continue
+            except ProxyRefused as exc:
+                return _refused(msg, exc)
+            except ConnectError:
+                if not proxies:
+                    raise
+                # The next proxy in the resolver's order (or direct).
+                key, plan = plan_for(msg.uri, False, None, proxies.pop(0))
+                if plan.ssl_context is not None:
+                    key, plan = await tls_plan(msg, key, plan)
+                headers = _wire_headers(msg, plan)
                 continue
         reused = conn.used
         conn.used = True
@@ -130,7 +154,7 @@ async def send_message(
                 raise  # a stream body already went out with the request: no re-send
             if not await _client_certificate_given(msg, exc):
                 raise
-            key, plan = await _tls_key(msg, plan_for, tls_plan)
+            key, plan = await _tls_key(msg, plan_for, tls_plan, plan.proxy)
             fresh_only = True
         except BaseException:
             pool.release(conn, reusable=False)
@@ -138,10 +162,10 @@ async def send_message(
 
 
 async def _tls_key(
-    msg: Message, plan_for: PlanFor, tls_plan: TlsPlan
+    msg: Message, plan_for: PlanFor, tls_plan: TlsPlan, proxy: ProxyURI | None
 ) -> tuple[Hashable, ConnectPlan]:
     """The key and plan after the message got a client certificate (a re-send)."""
-    key, plan = await tls_plan(msg, *plan_for(msg.uri))
+    key, plan = await tls_plan(msg, *plan_for(msg.uri, False, None, proxy))
     if msg._connection_owner is not None:
         key = (key, msg._connection_owner)
     return key, plan
@@ -188,8 +212,14 @@ async def _client_certificate_given(msg: Message, exc: TlsError) -> bool:
     return True
 
 
-def _wire_headers(msg: Message, authority: str) -> list[tuple[str, str]]:
-    """The headers to send: the message's, with Host and the body's framing."""
+def _wire_headers(msg: Message, plan: ConnectPlan) -> list[tuple[str, str]]:
+    """The headers to send: the message's, with Host and the body's framing.
+
+    ``Proxy-Authorization`` goes only to a forwarding proxy (the proxy URI's
+    own credentials when the message has none): never to an origin, and
+    through a tunnel it went on the CONNECT.
+    """
+    authority = plan.authority
     request_headers = msg.request_headers
     body = msg._body
     if body is not None:
@@ -202,9 +232,17 @@ def _wire_headers(msg: Message, authority: str) -> list[tuple[str, str]]:
             request_headers.replace("Transfer-Encoding", "chunked")
     elif msg.method in _BODY_METHODS and "Content-Length" not in request_headers:
         request_headers.set_content_length(0)
-    if not request_headers:
+    if plan.proxy is not None and not plan.tunnel:
+        if plan.proxy_authorization and "Proxy-Authorization" not in request_headers:
+            pairs = [*request_headers, ("Proxy-Authorization", plan.proxy_authorization)]
+        else:
+            pairs = list(request_headers)
+    elif not request_headers:
         return [("Host", authority)]
-    pairs = list(request_headers)
+    else:
+        pairs = list(request_headers)
+        if "Proxy-Authorization" in request_headers:
+            pairs = [(n, v) for n, v in pairs if n.lower() != "proxy-authorization"]
     if "Host" not in request_headers:
         pairs.insert(0, ("Host", authority))
     return pairs
@@ -227,7 +265,12 @@ async def _exchange(
         msg.tls_ciphersuite_name = conn.tls_cipher
         msg.tls_peer_certificate = conn.peer_certificate
         msg.tls_peer_certificate_errors = conn.certificate_errors or _NO_ERRORS
-    target = "*" if msg._options_ping else (msg.uri.raw_path_qs or "/")
+    if msg._options_ping:
+        target = "*"
+    elif conn.plan.proxy is not None and not conn.plan.tunnel:
+        target = _absolute_form(msg)  # to a forwarding proxy (RFC 9112 §3.2.2)
+    else:
+        target = msg.uri.raw_path_qs or "/"
     if metrics is not None:
         metrics.request_start = time.monotonic()
     data = http.start_request(msg.method, target, headers)
@@ -306,6 +349,47 @@ async def _exchange(
     if msg._signals:
         await _emit(msg, "got_headers")
     return InputStream(_Exchange(pool, conn, msg))
+
+
+def _absolute_form(msg: Message) -> str:
+    uri = msg.uri
+    return (
+        str(uri.with_user(None).with_fragment(None))
+        if uri.raw_user or uri.raw_fragment
+        else str(uri)
+    )
+
+
+def _refused(msg: Message, exc: ProxyRefused) -> InputStream:
+    """The proxy refused the tunnel: its answer becomes the message's (libsoup).
+
+    The body is empty: the proxy's own page is not the origin's. A 407 goes
+    on to the auth manager, which may send the message again with
+    ``Proxy-Authorization``.
+    """
+    msg.status = exc.status
+    msg.reason_phrase = exc.reason
+    msg.response_headers = MessageHeaders._from_raw(exc.headers)
+    return InputStream(_NoBody(msg))
+
+
+class _NoBody:
+    """The body source of an answer that came without a connection (a refused CONNECT)."""
+
+    __slots__ = ("_msg",)
+
+    def __init__(self, msg: Message) -> None:
+        self._msg = msg
+
+    async def receive_chunk(self) -> bytes | None:
+        return None
+
+    async def close(self, *, drain: bool) -> None:
+        if self._msg._signals:
+            await _emit(self._msg, "finished")
+
+    def discard(self) -> None:
+        pass
 
 
 def _expects_continue(msg: Message) -> bool:
@@ -498,8 +582,10 @@ if TYPE_CHECKING:
     from yarl import URL
 
     from ._connect import ConnectPlan
+    from ._proxy_resolver import ProxyURI
 
-    PlanFor = Callable[[URL], tuple[Hashable, ConnectPlan]]
+    PlanFor = Callable[..., tuple[Hashable, ConnectPlan]]
+    ProxyLookup = Callable[[URL], Awaitable[list[ProxyURI | None]] | None]
     TlsPlan = Callable[[Message, Hashable, ConnectPlan], Awaitable[tuple[Hashable, ConnectPlan]]]
     Attach = Callable[
         [Connection, bytes], tuple[Callable[[], Awaitable[None]], Callable[[], None]]

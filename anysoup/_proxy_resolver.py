@@ -72,6 +72,7 @@ parsing.
 from __future__ import annotations
 
 import abc
+import base64
 import ipaddress
 import os
 import re
@@ -178,6 +179,17 @@ class ProxyURI:
                 userinfo += ":" + quote(self.password, safe="")
             userinfo += "@"
         return f"{self.scheme}://{userinfo}{self.label}"
+
+    @property
+    def basic_authorization(self) -> str | None:
+        """``Proxy-Authorization`` for the URI's credentials (Basic, RFC 7617), or None.
+
+        Sent up front, as curl does with a proxy URL's credentials.
+        """
+        if not self.username and not self.password:
+            return None
+        pair = f"{self.username or ''}:{self.password or ''}".encode()
+        return "Basic " + base64.b64encode(pair).decode("ascii")
 
     def __repr__(self) -> str:
         return f"ProxyURI({_mask(self.uri)!r})"
@@ -486,6 +498,10 @@ class SimpleProxyResolver(ProxyResolver):
             self._uri_proxies.pop(scheme.lower(), None)
         else:
             self._uri_proxies[scheme.lower()] = _normalize(proxy, name)
+
+    def _has_proxies(self) -> bool:
+        """Whether any URI could get a proxy (if not, the session skips the lookup)."""
+        return self._default is not None or bool(self._uri_proxies)
 
     async def lookup(self, uri: str | URL) -> list[str]:
         """The proxy for ``uri``: ``["direct://"]`` or one proxy URI (see the module docs).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Hashable, Iterable, Sequence
+from collections.abc import Awaitable, Generator, Hashable, Iterable, Sequence
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -21,12 +21,13 @@ from ._connect import ConnectPlan, RemoteAddress
 from ._core import send_message
 from ._decoder import ContentDecoder
 from ._enums import NO_FLAGS, MessageFlags, SpliceFlags
-from ._exceptions import Error, MessageAlreadyInQueue
+from ._exceptions import ConnectError, Error, MessageAlreadyInQueue
 from ._feature import CallNext, SessionFeature
 from ._locale import user_agent_header
 from ._message import Message, MessageMetrics
 from ._pool import Pool
 from ._pool_state import PoolStatistics
+from ._proxy_resolver import DIRECT, ProxyResolver, ProxyURI, SimpleProxyResolver, parse_proxy
 from ._redirect import follow_redirects
 from ._session_props import DEFAULT, SessionProperties, _positive, _seconds
 from ._signals import SignalDescriptor, active
@@ -103,7 +104,9 @@ class Session(SessionProperties):
             (port 0: any).
         max_conns: Connections open at once, all hosts together.
         max_conns_per_host: Connections open at once to one host.
-        proxy_resolver: Reserved for proxy support; None for none.
+        proxy_resolver: Chooses proxies (:class:`ProxyResolver`): :data:`DEFAULT`
+            reads ``http_proxy``, ``https_proxy``, ``all_proxy`` and ``no_proxy``
+            when the session is created; None connects directly.
         remote_connectable: Connect every message here instead of the URI's
             host: ``(host, port)`` or :class:`UnixSocketAddress`.
         timeout: Seconds without progress (connecting, each read or write)
@@ -132,7 +135,7 @@ class Session(SessionProperties):
         local_address: tuple[str, int] | None = None,
         max_conns: int = 10,
         max_conns_per_host: int = 2,
-        proxy_resolver: Any = None,
+        proxy_resolver: ProxyResolver | None = DEFAULT,
         remote_connectable: RemoteAddress | None = None,
         timeout: float = 60,
         tls_database: TlsDatabase | None = DEFAULT,
@@ -150,7 +153,7 @@ class Session(SessionProperties):
         )
         self._features: list[SessionFeature] = []
         self._send_core: CallNext = partial(
-            send_message, self._pool, self._plan_for, self._tls_plan
+            send_message, self._pool, self._plan_for, self._tls_plan, self._proxy_lookup
         )
         self._chain: CallNext = self._send_core
         self._rebuild_chain()
@@ -163,7 +166,8 @@ class Session(SessionProperties):
         self.local_address = local_address  # the setter checks and normalises it
         self._remote_connectable: RemoteAddress | None = None
         self.remote_connectable = remote_connectable  # the setter normalises (host, port)
-        self._proxy_resolver = None if proxy_resolver is DEFAULT else proxy_resolver
+        self._proxy_resolver: ProxyResolver | None = None
+        self.proxy_resolver = proxy_resolver  # DEFAULT reads the environment now
         self._tls_interaction: TlsInteraction | None = None
         self.tls_interaction = tls_interaction
         # DEFAULT stays a marker until https is first used: loading the system
@@ -432,14 +436,19 @@ class Session(SessionProperties):
                 await signal.emit(msg)
 
     def _plan_for(
-        self, uri: URL, relaxed: bool = False, identity: TlsCertificate | None = None
+        self,
+        uri: URL,
+        relaxed: bool = False,
+        identity: TlsCertificate | None = None,
+        proxy: ProxyURI | None = None,
     ) -> tuple[Hashable, ConnectPlan]:
         """The pool key and connect plan for a URI (cached).
 
         The key holds every setting that makes one connection unfit for
         another request: scheme, host (also the TLS server name), port, the
         trust database, whether the certificate may be judged by the message
-        (``relaxed``), the client identity, the remote and local addresses.
+        (``relaxed``), the client identity, the remote and local addresses,
+        and the proxy (with its credentials) and whether it tunnels.
         """
         scheme = scheme_class(uri)
         # "example.org." names the same host: connect, send SNI and check the
@@ -447,11 +456,12 @@ class Session(SessionProperties):
         host = (uri.raw_host or "").rstrip(".")
         port = uri.port or 0
         identity_key = identity._identity if identity is not None else None
-        cache_key = (
-            (scheme, host, port)
-            if not relaxed and identity is None
-            else (scheme, host, port, relaxed, identity_key)
-        )
+        if proxy is not None:
+            cache_key: Hashable = (scheme, host, port, relaxed, identity_key, proxy, uri.scheme)
+        elif not relaxed and identity is None:
+            cache_key = (scheme, host, port)
+        else:
+            cache_key = (scheme, host, port, relaxed, identity_key)
         cached = self._plans.get(cache_key)
         if cached is not None:
             return cached
@@ -469,10 +479,11 @@ class Session(SessionProperties):
             remote=self._remote_connectable,
             local=self._local_address,
             authority=host_header(uri),
+            **self._proxy_settings(uri, proxy),
         )
         # The database itself (hashed by identity), not its id(): the key keeps it
         # alive, so a later database can't reuse the number and share connections.
-        key = (
+        key: Hashable = (
             scheme,
             host,
             port,
@@ -482,6 +493,8 @@ class Session(SessionProperties):
             plan.remote,
             plan.local,
         )
+        if proxy is not None:
+            key = (key, proxy, plan.tunnel)
         if len(self._plans) >= _PLAN_CACHE_SIZE:  # a crawler meets many hosts: stay bounded
             self._plans.clear()
         self._plans[cache_key] = (key, plan)
@@ -502,7 +515,33 @@ class Session(SessionProperties):
         relaxed = not msg._tls_strict and active(msg, "accept_certificate") is not None
         if identity is None and not relaxed:
             return key, plan
-        return self._plan_for(msg.uri, relaxed, identity)
+        return self._plan_for(msg.uri, relaxed, identity, plan.proxy)
+
+    def _proxy_settings(self, uri: URL, proxy: ProxyURI | None) -> dict[str, Any]:
+        """The ConnectPlan fields for going to ``uri`` through ``proxy``."""
+        if proxy is None:
+            return {}
+        return {
+            "proxy": proxy,
+            # https and WebSockets go through a tunnel; plain http is forwarded.
+            "tunnel": uri.scheme != "http",
+            "proxy_context": self._database_for_tls().context_for(None) if proxy.tls else None,
+            "proxy_authorization": proxy.basic_authorization,
+            "user_agent": self._user_agent_header,
+        }
+
+    def _proxy_lookup(self, uri: URL) -> Awaitable[list[ProxyURI | None]] | None:
+        """The lookup of the proxies for ``uri``, or None when no proxy can apply.
+
+        No resolver, a ``remote_connectable`` (it names where to connect), or
+        a :class:`SimpleProxyResolver` without any proxy: no await at all.
+        """
+        resolver = self._proxy_resolver
+        if resolver is None or self._remote_connectable is not None:
+            return None
+        if isinstance(resolver, SimpleProxyResolver) and not resolver._has_proxies():
+            return None
+        return _lookup_proxies(resolver, uri)
 
     def _database_for_tls(self) -> TlsDatabase:
         database = self.tls_database
@@ -609,3 +648,16 @@ class Session(SessionProperties):
     def __repr__(self) -> str:
         state = "open" if self._task_group is not None else "closed"
         return f"<anysoup.Session {state} {self._pool!r}>"
+
+
+async def _lookup_proxies(resolver: ProxyResolver, uri: URL) -> list[ProxyURI | None]:
+    """The resolver's answer for ``uri``, parsed: None stands for ``direct://``.
+
+    Raises:
+        ConnectError: The resolver failed or answered with an invalid proxy.
+    """
+    try:
+        found = await resolver.lookup(uri)
+        return [None if proxy == DIRECT else parse_proxy(proxy) for proxy in found] or [None]
+    except ValueError as exc:
+        raise ConnectError(f"looking up the proxy for {uri.host}: {exc}") from None

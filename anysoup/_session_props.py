@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ._certificate import TlsInteraction
 from ._connect import ConnectPlan, RemoteAddress, UnixSocketAddress
 from ._locale import accept_language_from_environ, user_agent_header
+from ._proxy_resolver import ProxyResolver
 from ._tls import TlsDatabase
 from ._version import __version__
 
@@ -89,7 +90,7 @@ class SessionProperties:
     _user_agent_header: str | None
     _local_address: tuple[str, int] | None
     _remote_connectable: RemoteAddress | None
-    _proxy_resolver: Any
+    _proxy_resolver: ProxyResolver | None
     _tls_interaction: TlsInteraction | None
     _tls_database: TlsDatabase | None
 
@@ -170,13 +171,21 @@ class SessionProperties:
         self._pool.state.set_limits(max_conns_per_host=_positive("max_conns_per_host", value))
 
     @property
-    def proxy_resolver(self) -> Any:
-        """The proxy resolver; None until proxy support lands."""
+    def proxy_resolver(self) -> ProxyResolver | None:
+        """The :class:`ProxyResolver` in use, or None (no proxies).
+
+        Setting :data:`DEFAULT` reads the environment (``http_proxy``,
+        ``https_proxy``, ``all_proxy``, ``no_proxy``) at that moment.
+        """
         return self._proxy_resolver
 
     @proxy_resolver.setter
-    def proxy_resolver(self, value: Any) -> None:
-        self._proxy_resolver = None if value is DEFAULT else value
+    def proxy_resolver(self, value: ProxyResolver | None) -> None:
+        if value is DEFAULT:
+            value = ProxyResolver.from_environment()
+        elif value is not None and not callable(getattr(value, "lookup", None)):
+            raise TypeError(f"proxy_resolver: {value!r} has no async lookup(uri) method")
+        self._proxy_resolver = value
         self._plans.clear()
 
     @property
@@ -286,11 +295,11 @@ class SessionProperties:
         """Set :attr:`max_conns_per_host`."""
         self.max_conns_per_host = value
 
-    def get_proxy_resolver(self) -> Any:
+    def get_proxy_resolver(self) -> ProxyResolver | None:
         """Alias of :attr:`proxy_resolver`."""
         return self.proxy_resolver
 
-    def set_proxy_resolver(self, value: Any) -> None:
+    def set_proxy_resolver(self, value: ProxyResolver | None) -> None:
         """Set :attr:`proxy_resolver`."""
         self.proxy_resolver = value
 

@@ -129,4 +129,3 @@ async def websocket_connect(
             await body.aclose()
         raise
     return ws
-

@@ -358,20 +358,23 @@ async def test_credentials_never_cross_origins(leak_check: LeakCheck) -> None:
 
 
 async def test_proxy_authentication_uses_the_same_machinery(leak_check: LeakCheck) -> None:
-    """A 407 is answered with Proxy-Authorization (the proxy issue will route via proxies)."""
+    """A 407 from a forwarding proxy is answered with Proxy-Authorization."""
     seen: list[str | None] = []
+    targets: list[str] = []
 
     async def proxyish(conn: ServerConnection, req: ReceivedRequest) -> None:
         value = dict(req.headers).get("proxy-authorization")
         seen.append(value)
+        targets.append(req.target)
         if value != "Basic " + base64.b64encode(b"px:pw").decode():
             await conn.respond(407, [("Proxy-Authenticate", 'Basic realm="proxy"')], b"")
         else:
             await conn.respond(200, [], b"through")
 
     async with serve_http(proxyish) as server:
-        async with Session() as session:
-            msg = Message("GET", server.url_for("/"))
+        resolver = anysoup.SimpleProxyResolver(default_proxy=server.url)
+        async with Session(proxy_resolver=resolver) as session:
+            msg = Message("GET", "http://origin.test/page")
             calls: list[bool] = []
 
             def handler(m: Message, auth: Auth, retrying: bool) -> bool:
@@ -384,6 +387,7 @@ async def test_proxy_authentication_uses_the_same_machinery(leak_check: LeakChec
             assert calls == [True]
         await leak_check(session)
     assert seen[0] is None and seen[1] is not None
+    assert targets == ["http://origin.test/page"] * 2  # absolute form, to the proxy
 
 
 async def test_schemes_are_sub_features() -> None:

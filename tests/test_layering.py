@@ -61,7 +61,17 @@ _POLICY_MODULES = [
 ]
 _ASYNC_LIBRARIES = {"anyio", "trio", "sniffio", "h11", "asyncio"}
 _FORBIDDEN_TOP = _ASYNC_LIBRARIES | {"socket", "ssl", "select"}
-_DRIVERS = {"_http1", "_websocket", "_connect", "_pool", "_tls", "_session", "_core", "_body"}
+_DRIVERS = {
+    "_http1",
+    "_websocket",
+    "_connect",
+    "_proxy_connect",
+    "_pool",
+    "_tls",
+    "_session",
+    "_core",
+    "_body",
+}
 
 
 def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:

@@ -291,11 +291,8 @@ async def test_credentials_stripped_across_origins(
             req = server.requests[-1]
             assert req.target == "/final"
             if hop == "same-origin":
-                assert credentials_seen(req) == [
-                    "Bearer secret",
-                    "Basic cHJveHk6cHc=",
-                    "session=abc",
-                ]
+                # Proxy-Authorization never reaches an origin (only a forwarding proxy).
+                assert credentials_seen(req) == ["Bearer secret", None, "session=abc"]
             else:
                 assert credentials_seen(req) == [None, None, None]
                 for name in names:

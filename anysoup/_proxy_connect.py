@@ -1,0 +1,199 @@
+"""Connecting through a proxy: HTTP CONNECT tunnels (over TCP or TLS) and SOCKS.
+
+Runs in a connection's own task, like the rest of ``_connect.py``, which
+calls :func:`through_proxy` for a plan with a proxy and then does the origin's
+TLS handshake on the stream it gets (TLS inside TLS for an https proxy).
+
+* **HTTP forward proxy** (an ``http://`` request through an http(s) proxy):
+  the stream ends at the proxy; the core then writes requests in absolute
+  form (RFC 9112 §3.2.2) with ``Proxy-Authorization``. Nothing to do here
+  but connect (and handshake with an https proxy).
+* **CONNECT tunnel** (https, ws and wss through an http(s) proxy): one
+  ``CONNECT host:port`` request carrying only ``Host``, ``User-Agent`` and
+  ``Proxy-Authorization`` (RFC 9110 §9.3.6): never the message's cookies or
+  ``Authorization``. A 2xx answer makes the stream the origin's; any other
+  answer is :class:`ProxyRefused`, which the core turns into the message's
+  status and headers (libsoup), so a 407 reaches the auth manager.
+* **SOCKS** (socks4, socks4a, socks5, socks5h) is negotiated by the
+  ``python-socks`` library (the ``anysoup[socks]`` extra) on a connection it
+  opens to the proxy; socks4a and socks5h let the proxy resolve the name.
+"""
+
+from __future__ import annotations
+
+import math
+import ssl
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import h11
+from anyio.abc import ByteStream
+
+from ._enums import NetworkEvent
+from ._exceptions import ConnectError
+
+if TYPE_CHECKING:
+    from ._connect import ConnectLog, ConnectPlan, RemoteAddress, Resolver
+    from ._proxy_resolver import ProxyURI
+
+__all__ = ["ProxyRefused", "through_proxy"]
+
+#: The largest CONNECT answer head read (the HTTP driver's cap too).
+MAX_CONNECT_HEAD = 256 * 1024
+_IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, ssl.SSLError)
+
+
+class ProxyRefused(ConnectError):
+    """The proxy answered CONNECT with a non-2xx status.
+
+    Internal: the core makes the answer the message's response.
+    """
+
+    def __init__(self, text: str, status: int, reason: str, headers: Any) -> None:
+        super().__init__(text)
+        self.status = status
+        #: h11's header block of the answer.
+        self.reason = reason
+        self.headers = headers
+
+
+async def through_proxy(
+    plan: ConnectPlan,
+    proxy: ProxyURI,
+    log: ConnectLog,
+    resolver: Resolver,
+    connect_tcp: TransportFn,
+    handshake: HandshakeFn,
+) -> tuple[ByteStream, RemoteAddress]:
+    """The stream to the origin of ``plan`` (before its TLS) through ``proxy``.
+
+    ``connect_tcp`` and ``handshake`` are ``_connect.py``'s own steps, so a
+    proxy gets Happy Eyeballs, ``local_address`` and trust like any server.
+
+    Raises:
+        ConnectError: The proxy could not be reached, or refused (``ProxyRefused``
+            for an HTTP answer other than 2xx).
+        TlsError: The TLS handshake with an https proxy failed.
+    """
+    if proxy.is_socks:
+        return await _socks(plan, proxy, log)
+    try:
+        stream, peer = await connect_tcp(proxy.host, proxy.port, plan, log, resolver)
+    except ConnectError as exc:
+        raise ConnectError(f"proxy {proxy.label} for {plan.label}: {exc}") from exc
+    if proxy.tls:
+        stream = await handshake(stream, proxy.host, proxy.label)
+    if plan.tunnel:
+        log.add(NetworkEvent.PROXY_NEGOTIATING)
+        try:
+            await _connect_tunnel(stream, plan, proxy)
+        except BaseException:
+            await anyio.aclose_forcefully(stream)
+            raise
+        log.add(NetworkEvent.PROXY_NEGOTIATED)
+    return stream, peer
+
+
+async def _connect_tunnel(stream: ByteStream, plan: ConnectPlan, proxy: ProxyURI) -> None:
+    """Ask the proxy for a tunnel to the plan's host and port."""
+    target = plan.label
+    where = f"CONNECT {target} through proxy {proxy.label}"
+    headers = [("Host", target)]
+    if plan.user_agent:
+        headers.append(("User-Agent", plan.user_agent))
+    if plan.proxy_authorization:
+        headers.append(("Proxy-Authorization", plan.proxy_authorization))
+    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_CONNECT_HEAD)
+    data = conn.send(h11.Request(method="CONNECT", target=target, headers=headers))
+    try:
+        await stream.send(data)
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                try:
+                    chunk = await stream.receive()
+                except anyio.EndOfStream:
+                    chunk = b""
+                conn.receive_data(chunk)
+                continue
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            break
+    except _IO_ERRORS as exc:
+        raise ConnectError(f"{where}: {_describe(exc)}") from exc
+    except h11.RemoteProtocolError as exc:
+        raise ConnectError(f"{where}: the proxy's answer is not HTTP ({exc})") from exc
+    if not isinstance(event, h11.Response):
+        raise ConnectError(f"{where}: the proxy closed the connection without an answer")
+    status = event.status_code
+    reason = event.reason.decode("latin-1")
+    if not 200 <= status < 300:
+        raise ProxyRefused(
+            f"{where}: the proxy answered {status} {reason}".rstrip(),
+            status,
+            reason,
+            event.headers,
+        )
+    leftover, _closed = conn.trailing_data
+    if leftover:  # the origin can't have spoken before the client's TLS hello
+        raise ConnectError(f"{where}: the proxy sent data after its 2xx answer")
+
+
+async def _socks(
+    plan: ConnectPlan, proxy: ProxyURI, log: ConnectLog
+) -> tuple[ByteStream, RemoteAddress]:
+    """A SOCKS tunnel to the plan's host and port, negotiated by python-socks."""
+    try:
+        from python_socks import ProxyError, ProxyType
+        from python_socks.async_.anyio import Proxy
+    except ImportError:
+        raise ConnectError(
+            f"connect to {plan.label} through SOCKS proxy {proxy.label}: SOCKS needs "
+            "python-socks (pip install 'anysoup[socks]')"
+        ) from None
+    kind = ProxyType.SOCKS4 if proxy.scheme in ("socks4", "socks4a") else ProxyType.SOCKS5
+    client = Proxy(
+        kind,
+        proxy.host,
+        proxy.port,
+        username=proxy.username,
+        password=proxy.password,
+        rdns=proxy.remote_dns,
+    )
+    where = f"connect to {plan.label} through SOCKS proxy {proxy.label}"
+    log.add(NetworkEvent.CONNECTING)
+    log.add(NetworkEvent.PROXY_NEGOTIATING)
+    try:
+        stream = await client.connect(
+            plan.host,
+            plan.port,
+            timeout=math.inf,  # the pool's connect timeout bounds it
+            local_host=plan.local[0] if plan.local else None,
+        )
+    except ProxyError as exc:
+        raise ConnectError(f"{where}: the proxy refused: {exc}") from exc
+    except OSError as exc:
+        raise ConnectError(f"{where}: {_describe(exc)}") from exc
+    log.add(NetworkEvent.CONNECTED)
+    log.add(NetworkEvent.PROXY_NEGOTIATED)
+    return stream, (proxy.host, proxy.port)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by the proxy"
+    if isinstance(exc, anyio.BrokenResourceError) and exc.__cause__ is not None:
+        return _describe(exc.__cause__)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    TransportFn = Callable[
+        [str, int, ConnectPlan, ConnectLog, Resolver],
+        Awaitable[tuple[ByteStream, RemoteAddress]],
+    ]
+    HandshakeFn = Callable[[ByteStream, str, str], Awaitable[ByteStream]]
