@@ -388,7 +388,7 @@ class ProxyResolver(abc.ABC):
         name wins; empty values are ignored.
 
         Args:
-            environ: The variables to read; :data:`os.environ` by default.
+            environ: The variables to read; ``os.environ`` by default.
                 They are read once, now: later changes have no effect.
 
         Raises:
