@@ -15,7 +15,7 @@ from urllib.parse import quote
 from yarl import URL
 
 from ._auth import Auth, _directory, _quoted, _same_realm, _sendable
-from ._uri import request_target, scheme_class
+from ._uri import absolute_form, authority_form, request_target, scheme_class
 
 if TYPE_CHECKING:
     from ._auth_challenge import Challenge
@@ -202,9 +202,18 @@ class AuthDigest(Auth):
         if self._username is None or self._cancelled:
             raise ValueError(f"Digest auth for {self._authority}: call authenticate() first")
         qop, body = self._choose_qop(msg)
-        uri = "*" if msg._options_ping else request_target(msg.uri)
+        method, uri = msg.method, "*" if msg._options_ping else request_target(msg.uri)
+        if self._is_for_proxy:
+            # The proxy checks the request it received (RFC 7616 §3.4): for a
+            # tunnel (https, ws, wss) that is the CONNECT, which has no body;
+            # a forwarded request names its target in absolute form.
+            if msg.uri.scheme == "http":
+                uri = absolute_form(msg.uri)
+            else:
+                method, uri = "CONNECT", authority_form(msg.uri)
+                body = None if body is None else b""
         h = self._hash_name
-        a2 = f"{msg.method}:{uri}" if body is None else f"{msg.method}:{uri}:{_h(h, body)}"
+        a2 = f"{method}:{uri}" if body is None else f"{method}:{uri}:{_h(h, body)}"
         fields = [self._username_field(), f"realm={_quoted(self._realm)}", f"uri={_quoted(uri)}"]
         if self._algorithm is not None:
             fields.append(f"algorithm={self._algorithm}")

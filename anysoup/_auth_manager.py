@@ -60,6 +60,22 @@ def _authority(uri: URL) -> str:
     return f"[{host}]:{uri.port}" if ":" in host else f"{host}:{uri.port}"
 
 
+def _uri_credentials(msg: Message, proxy: bool, scheme: type[Auth]) -> tuple[str, str] | None:
+    """The URI's user and password for a first answer, or None.
+
+    For a 401 the message's URI; for a 407 the proxy URI's. Those went up
+    front as Basic already (``ProxyURI.basic_authorization``), so they
+    answer another scheme (Digest) only: a Basic 407 means they were wrong.
+    """
+    if not proxy:
+        user = msg.uri.user
+        return None if user is None else (user, msg.uri.password or "")
+    via = msg._proxy
+    if via is None or via.username is None or scheme is AuthBasic:
+        return None
+    return via.username, via.password or ""
+
+
 class _Sent:
     """What the manager put on a message, so a later hop can tell it from the program's."""
 
@@ -160,7 +176,7 @@ class AuthManager(SessionFeature):
         msg._connection_owner = None  # each hop earns its own (another origin, another space)
         server_auth = self._prepare(msg) if self._spaces else None
         proxy_auth: Auth | None = None
-        uri_tried = False
+        uri_tried = proxy_uri_tried = False
         while True:
             stream = await call_next(msg)
             status = msg.status
@@ -169,15 +185,19 @@ class AuthManager(SessionFeature):
             body = msg._body
             if body is not None and body._consumed:
                 return stream  # a streamed body went out: it can't be sent again
+            proxy = status == 407
             try:
-                auth = await self._answer(msg, status == 407, proxy_auth, server_auth, uri_tried)
+                auth = await self._answer(
+                    msg, proxy, proxy_auth, server_auth, proxy_uri_tried if proxy else uri_tried
+                )
             except BaseException:
                 stream._discard()  # cancelled or failed in a handler: give the connection up
                 raise
             if auth is None:
                 return stream
-            proxy = auth.is_for_proxy
-            if not proxy and msg.uri.user is not None:
+            if proxy:
+                proxy_uri_tried = True  # the proxy URI's credentials answer once
+            elif msg.uri.user is not None:
                 uri_tried = True
             try:
                 value = auth.get_authorization(msg)
@@ -227,9 +247,9 @@ class AuthManager(SessionFeature):
         ):
             return previous  # Digest stale=true, or the next leg of NTLM
         auth = scheme(challenge, authority=_authority(msg.uri), is_for_proxy=proxy)
-        user = msg.uri.user
-        if not proxy and not uri_tried and user is not None:
-            auth.authenticate(user, msg.uri.password or "")
+        credentials = None if uri_tried else _uri_credentials(msg, proxy, scheme)
+        if credentials is not None:
+            auth.authenticate(*credentials)
         else:
             signal = active(msg, "authenticate")
             if signal is not None:

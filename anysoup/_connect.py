@@ -81,7 +81,8 @@ class ConnectPlan:
     #: The proxy to go through, or None for a direct connection.
     proxy: ProxyURI | None = None
     #: Through an http(s) proxy: open a CONNECT tunnel (https, ws, wss), rather
-    #: than send requests in absolute form to the proxy (http).
+    #: than send requests in absolute form to the proxy (http). Always True
+    #: through SOCKS, whose stream ends at the origin too.
     tunnel: bool = False
     #: The verifying context for an https proxy.
     proxy_context: ssl.SSLContext | None = None

@@ -34,6 +34,7 @@ from ._headers import MessageHeaders
 from ._proxy_connect import ProxyRefused
 from ._signals import active
 from ._tls import describe_flags
+from ._uri import absolute_form
 
 if TYPE_CHECKING:
     from ._message import Message, MessageMetrics
@@ -86,10 +87,7 @@ async def send_message(
         key, plan = await tls_plan(msg, key, plan)
     if msg._connection_owner is not None:  # a connection authenticated for one credential
         key = (key, msg._connection_owner)
-    if plan.tunnel:  # the credential the auth manager found for the proxy goes on CONNECT
-        proxy_authorization = msg.request_headers.get_one("Proxy-Authorization")
-        if proxy_authorization is not None:
-            plan = replace(plan, proxy_authorization=proxy_authorization)
+    plan = _tunnel_credentials(msg, plan)
     method = msg.method
     flags = msg.flags
     if flags is NO_FLAGS:  # enum.Flag operations cost more than the rest
@@ -111,7 +109,7 @@ async def send_message(
                 key, plan = await _tls_key(msg, plan_for, tls_plan, plan.proxy)
                 continue
             except ProxyRefused as exc:
-                return _refused(msg, exc)
+                return _refused(msg, plan, exc)
             except ConnectError:
                 if not proxies:
                     raise
@@ -119,6 +117,7 @@ async def send_message(
                 key, plan = plan_for(msg.uri, False, None, proxies.pop(0))
                 if plan.ssl_context is not None:
                     key, plan = await tls_plan(msg, key, plan)
+                plan = _tunnel_credentials(msg, plan)
                 headers = _wire_headers(msg, plan)
                 continue
         reused = conn.used
@@ -212,12 +211,37 @@ async def _client_certificate_given(msg: Message, exc: TlsError) -> bool:
     return True
 
 
+def _own_proxy_authorization(msg: Message, proxy: ProxyURI | None) -> str | None:
+    """The message's ``Proxy-Authorization`` if it may go to ``proxy``, else None.
+
+    A value that answered one proxy's 407 (``msg._proxy``) never goes to
+    another: a message whose first proxy went away falls back to the next
+    without the first one's credentials.
+    """
+    if proxy is None or (msg._proxy is not None and msg._proxy != proxy):
+        return None
+    return msg.request_headers.get_one("Proxy-Authorization")
+
+
+def _tunnel_credentials(msg: Message, plan: ConnectPlan) -> ConnectPlan:
+    """The plan with the message's own Proxy-Authorization on its CONNECT, if it tunnels.
+
+    The auth manager's answer to a 407 (or the program's header) goes there
+    instead of the proxy URI's credentials.
+    """
+    if plan.tunnel and plan.proxy is not None and plan.proxy.is_http:
+        value = _own_proxy_authorization(msg, plan.proxy)
+        if value is not None:
+            return replace(plan, proxy_authorization=value)
+    return plan
+
+
 def _wire_headers(msg: Message, plan: ConnectPlan) -> list[tuple[str, str]]:
     """The headers to send: the message's, with Host and the body's framing.
 
     ``Proxy-Authorization`` goes only to a forwarding proxy (the proxy URI's
-    own credentials when the message has none): never to an origin, and
-    through a tunnel it went on the CONNECT.
+    own credentials when the message has none for that proxy): never to an
+    origin, and through a tunnel it went on the CONNECT.
     """
     authority = plan.authority
     request_headers = msg.request_headers
@@ -233,10 +257,10 @@ def _wire_headers(msg: Message, plan: ConnectPlan) -> list[tuple[str, str]]:
     elif msg.method in _BODY_METHODS and "Content-Length" not in request_headers:
         request_headers.set_content_length(0)
     if plan.proxy is not None and not plan.tunnel:
-        if plan.proxy_authorization and "Proxy-Authorization" not in request_headers:
-            pairs = [*request_headers, ("Proxy-Authorization", plan.proxy_authorization)]
-        else:
-            pairs = list(request_headers)
+        value = _own_proxy_authorization(msg, plan.proxy) or plan.proxy_authorization
+        pairs = [(n, v) for n, v in request_headers if n.lower() != "proxy-authorization"]
+        if value:
+            pairs.append(("Proxy-Authorization", value))
     elif not request_headers:
         return [("Host", authority)]
     else:
@@ -260,6 +284,7 @@ async def _exchange(
     if msg._signals:
         await _emit(msg, "starting")
     msg.remote_address = conn.peer
+    msg._proxy = conn.plan.proxy
     if conn.tls_version is not None:
         msg.tls_protocol_version = conn.tls_version
         msg.tls_ciphersuite_name = conn.tls_cipher
@@ -268,7 +293,7 @@ async def _exchange(
     if msg._options_ping:
         target = "*"
     elif conn.plan.proxy is not None and not conn.plan.tunnel:
-        target = _absolute_form(msg)  # to a forwarding proxy (RFC 9112 §3.2.2)
+        target = absolute_form(msg.uri)  # to a forwarding proxy (RFC 9112 §3.2.2)
     else:
         target = msg.uri.raw_path_qs or "/"
     if metrics is not None:
@@ -351,22 +376,14 @@ async def _exchange(
     return InputStream(_Exchange(pool, conn, msg))
 
 
-def _absolute_form(msg: Message) -> str:
-    uri = msg.uri
-    return (
-        str(uri.with_user(None).with_fragment(None))
-        if uri.raw_user or uri.raw_fragment
-        else str(uri)
-    )
-
-
-def _refused(msg: Message, exc: ProxyRefused) -> InputStream:
+def _refused(msg: Message, plan: ConnectPlan, exc: ProxyRefused) -> InputStream:
     """The proxy refused the tunnel: its answer becomes the message's (libsoup).
 
     The body is empty: the proxy's own page is not the origin's. A 407 goes
     on to the auth manager, which may send the message again with
     ``Proxy-Authorization``.
     """
+    msg._proxy = plan.proxy
     msg.status = exc.status
     msg.reason_phrase = exc.reason
     msg.response_headers = MessageHeaders._from_raw(exc.headers)

@@ -19,6 +19,7 @@ from ._uri import parse_uri
 if TYPE_CHECKING:
     from ._certificate import TlsCertificate
     from ._connect import RemoteAddress
+    from ._proxy_resolver import ProxyURI
 
 __all__ = ["Message", "MessageMetrics"]
 
@@ -93,6 +94,7 @@ class Message:
         "_connection_owner",
         "_disabled",
         "_options_ping",
+        "_proxy",
         "_queued",
         "_restarts",
         "_signals",
@@ -244,6 +246,9 @@ class Message:
         # Set by connection-based auth (NTLM, Negotiate): connections made for
         # this credential serve only messages that present the same one.
         self._connection_owner: Hashable | None = None
+        # The proxy of the latest exchange (None: direct), set by the core: a
+        # 407 came from it, and the Proxy-Authorization answering it is its alone.
+        self._proxy: ProxyURI | None = None
 
     # -- constructors (libsoup's names) --------------------------------------
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import ssl
+import sys
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -113,7 +114,10 @@ async def _connect_tunnel(stream: ByteStream, plan: ConnectPlan, proxy: ProxyURI
                 try:
                     chunk = await stream.receive()
                 except anyio.EndOfStream:
-                    chunk = b""
+                    # h11 would call the early close a protocol error: say what it is.
+                    raise ConnectError(
+                        f"{where}: the proxy closed the connection without an answer"
+                    ) from None
                 conn.receive_data(chunk)
                 continue
             if isinstance(event, h11.InformationalResponse):
@@ -123,8 +127,7 @@ async def _connect_tunnel(stream: ByteStream, plan: ConnectPlan, proxy: ProxyURI
         raise ConnectError(f"{where}: {_describe(exc)}") from exc
     except h11.RemoteProtocolError as exc:
         raise ConnectError(f"{where}: the proxy's answer is not HTTP ({exc})") from exc
-    if not isinstance(event, h11.Response):
-        raise ConnectError(f"{where}: the proxy closed the connection without an answer")
+    assert isinstance(event, h11.Response), event  # h11 gives nothing else to a client here
     status = event.status_code
     reason = event.reason.decode("latin-1")
     if not 200 <= status < 300:
@@ -144,13 +147,17 @@ async def _socks(
 ) -> tuple[ByteStream, RemoteAddress]:
     """A SOCKS tunnel to the plan's host and port, negotiated by python-socks."""
     try:
-        from python_socks import ProxyError, ProxyType
+        from python_socks import ProxyConnectionError, ProxyError, ProxyType
         from python_socks.async_.anyio import Proxy
     except ImportError:
         raise ConnectError(
             f"connect to {plan.label} through SOCKS proxy {proxy.label}: SOCKS needs "
             "python-socks (pip install 'anysoup[socks]')"
         ) from None
+    # python-socks' anyio backend lets its own IncompleteReadError (the proxy
+    # hung up mid-handshake, as some do on wrong credentials) and anyio's
+    # stream errors escape unwrapped; the class is private, hence the lookup.
+    socks_eof = getattr(sys.modules.get("python_socks._errors"), "IncompleteReadError", OSError)
     kind = ProxyType.SOCKS4 if proxy.scheme in ("socks4", "socks4a") else ProxyType.SOCKS5
     client = Proxy(
         kind,
@@ -172,7 +179,9 @@ async def _socks(
         )
     except ProxyError as exc:
         raise ConnectError(f"{where}: the proxy refused: {exc}") from exc
-    except OSError as exc:
+    except ProxyConnectionError as exc:  # its text repeats the proxy and hides the cause
+        raise ConnectError(f"{where}: {_describe(exc.__cause__ or exc)}") from exc
+    except (*_IO_ERRORS, socks_eof) as exc:
         raise ConnectError(f"{where}: {_describe(exc)}") from exc
     log.add(NetworkEvent.CONNECTED)
     log.add(NetworkEvent.PROXY_NEGOTIATED)
@@ -182,8 +191,21 @@ async def _socks(
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ConnectionResetError):
         return "connection reset by the proxy"
-    if isinstance(exc, anyio.BrokenResourceError) and exc.__cause__ is not None:
-        return _describe(exc.__cause__)
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if type(exc).__name__ == "IncompleteReadError":  # python-socks'
+        return "the proxy closed the connection during the SOCKS handshake"
+    group = getattr(exc, "exceptions", None)  # an ExceptionGroup: anyio's attempts
+    if isinstance(group, tuple) and group:
+        return "; ".join(_describe(inner) for inner in group)
+    cause = exc.__cause__
+    # anyio wraps the real cause: BrokenResourceError, or an errno-less
+    # OSError("All connection attempts failed") from connect_tcp.
+    wrapper = isinstance(exc, anyio.BrokenResourceError) or (
+        isinstance(exc, OSError) and exc.errno is None
+    )
+    if cause is not None and wrapper:
+        return _describe(cause)
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     return str(exc) or type(exc).__name__

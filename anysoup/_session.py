@@ -523,10 +523,12 @@ class Session(SessionProperties):
             return {}
         return {
             "proxy": proxy,
-            # https and WebSockets go through a tunnel; plain http is forwarded.
-            "tunnel": uri.scheme != "http",
+            # https and WebSockets go through a tunnel; plain http is forwarded,
+            # except by SOCKS, which is always a tunnel: the origin reads origin
+            # form and never a Proxy-Authorization (the SOCKS credentials).
+            "tunnel": proxy.is_socks or uri.scheme != "http",
             "proxy_context": self._database_for_tls().context_for(None) if proxy.tls else None,
-            "proxy_authorization": proxy.basic_authorization,
+            "proxy_authorization": proxy.basic_authorization if proxy.is_http else None,
             "user_agent": self._user_agent_header,
         }
 

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from yarl import URL
 
-__all__ = ["HTTP_SCHEMES", "host_header", "parse_uri", "request_target", "scheme_class"]
+__all__ = [
+    "HTTP_SCHEMES",
+    "absolute_form",
+    "authority_form",
+    "host_header",
+    "parse_uri",
+    "request_target",
+    "scheme_class",
+]
 
 #: Schemes a message may use; ws and wss are for WebSocket handshakes.
 HTTP_SCHEMES = frozenset({"http", "https", "ws", "wss"})
@@ -63,3 +71,19 @@ def host_header(url: URL) -> str:
 def request_target(url: URL) -> str:
     """The origin-form request target: the encoded path and query, never the fragment."""
     return url.raw_path_qs or "/"
+
+
+def absolute_form(url: URL) -> str:
+    """The absolute-form target, for a forwarding proxy (RFC 9112 §3.2.2): no user, no fragment."""
+    if url.raw_user or url.raw_fragment:
+        return str(url.with_user(None).with_fragment(None))
+    return str(url)
+
+
+def authority_form(url: URL) -> str:
+    """The authority-form target of CONNECT (RFC 9112 §3.2.3): ``host:port``, always a port.
+
+    The host as the connection names it: brackets for IPv6, no final dot.
+    """
+    host = (url.raw_host or "").rstrip(".")
+    return f"[{host}]:{url.port}" if ":" in host else f"{host}:{url.port}"
