@@ -612,6 +612,11 @@ class WebsocketConnection:
                 with anyio.move_on_after(STAND_BY):
                     await self._wake.wait()
                 continue
+            if self._owner != _NOBODY:
+                # Closing, but a receive() call is still reading: it reads the
+                # peer's answer itself; look again when it lets go.
+                await inbox.wait()
+                continue
             if inbox.full() and self._state is _OPEN:
                 await inbox.wait()  # backpressure: no reading until the program takes some
                 continue

@@ -283,3 +283,26 @@ async def test_deflate_parameters_from_the_server(params: dict[str, object]) -> 
                 text = f"message {i} " + "the same words again " * (50 + i)
                 await ws.send_text(text)
                 assert await ws.receive() == text
+
+
+async def test_close_from_another_task_while_iterating(ws_plain_url: str) -> None:
+    """The receiving task reads the peer's close answer itself; the reader task
+    never reads the socket at the same time (no BusyResourceError)."""
+    async with (
+        Session() as session,
+        session.websocket_connect(Message("GET", ws_plain_url + "/echo")) as ws,
+    ):
+        got: list[str | bytes] = []
+
+        async def closer() -> None:
+            await ws.send_text("before the close")
+            await anyio.sleep(0.05)  # the iterating task is now blocked reading
+            await ws.close(1000)
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(closer)
+                async for message in ws:
+                    got.append(message)
+        assert got == ["before the close"]
+        assert ws.close_code == WebsocketCloseCode.NORMAL
