@@ -24,8 +24,8 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
     session.install("-e", ".[lint]")
-    session.run("ruff", "check", "anysoup", "tests", "docs", "noxfile.py")
-    session.run("ruff", "format", "--check", "anysoup", "tests", "docs", "noxfile.py")
+    session.run("ruff", "check", "anysoup", "tests", "docs", "examples", "noxfile.py")
+    session.run("ruff", "format", "--check", "anysoup", "tests", "docs", "examples", "noxfile.py")
 
 
 @nox.session
