@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Generator, Hashable, Iterable, Sequence
+from collections.abc import Awaitable, Generator, Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -259,7 +260,16 @@ class Session(SessionProperties):
     async def send_and_read(
         self, msg: Message, *, cancellable: Cancellable | None = None, io_priority: int = 0
     ) -> bytes:
-        """Send ``msg`` and return its whole response body."""
+        """Send ``msg`` and return its whole response body.
+
+        A ``cancellable`` covers the whole call, reading the body included.
+        """
+        if cancellable is not None:
+            with _for_message(msg), cancellable._scope(f"{msg.method} {msg.uri}"):
+                return await self._send_and_read(msg, None)
+        return await self._send_and_read(msg, None)
+
+    async def _send_and_read(self, msg: Message, cancellable: Cancellable | None) -> bytes:
         stream = await self._send(msg, cancellable)
         try:
             return await stream.read()
@@ -280,11 +290,15 @@ class Session(SessionProperties):
 
         ``out_stream`` is an anyio byte send stream, an anyio object send
         stream of bytes (a memory object stream) or has ``async write(bytes)``.
-        With ``SpliceFlags.CLOSE_TARGET`` it is closed at the end.
+        With ``SpliceFlags.CLOSE_TARGET`` it is closed at the end. A
+        ``cancellable`` covers the whole call, copying included.
         """
+        if cancellable is not None:
+            with _for_message(msg), cancellable._scope(f"{msg.method} {msg.uri}"):
+                return await self.send_and_splice(msg, out_stream, flags)
         total = 0
         try:
-            async with self.send(msg, cancellable=cancellable) as body:
+            async with self.send(msg) as body:
                 if isinstance(out_stream, (ByteSendStream, ObjectSendStream)):
                     async for chunk in body:
                         await out_stream.send(chunk)
@@ -663,3 +677,14 @@ async def _lookup_proxies(resolver: ProxyResolver, uri: URL) -> list[ProxyURI | 
         return [None if proxy == DIRECT else parse_proxy(proxy) for proxy in found] or [None]
     except ValueError as exc:
         raise ConnectError(f"looking up the proxy for {uri.host}: {exc}") from None
+
+
+@contextmanager
+def _for_message(msg: Message) -> Iterator[None]:
+    """Give an :class:`Error` raised in the block, for no message yet, ``msg``."""
+    try:
+        yield
+    except Error as exc:
+        if exc.message is None:
+            exc.message = msg
+        raise

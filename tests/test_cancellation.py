@@ -518,6 +518,44 @@ async def test_cancellable_cancelled_from_another_task_raises_request_cancelled(
         await leak_check(env.session)
 
 
+@pytest.mark.parametrize("call", ["send_and_read", "send_and_splice"])
+async def test_cancellable_covers_the_body_of_send_and_read_and_splice(
+    call: str, leak_check: LeakCheck
+) -> None:
+    """libsoup's cancellable covers the whole operation: a stalled body read too."""
+    async with scenario_servers() as (good, bad, hang):
+        async with session_env(good, bad, hang, timeout=5) as env:
+            cancellable = anysoup.Cancellable()
+            msg = Message("GET", bad.url + "/half")
+            got_headers = anyio.Event()
+            msg.got_headers.connect(lambda m: got_headers.set())
+
+            async def cancel_when_reading() -> None:
+                await got_headers.wait()
+                await anyio.sleep(0.05)  # the body read has begun and stalls
+                cancellable.cancel()
+
+            copied: list[bytes] = []
+
+            class Sink:
+                async def write(self, data: bytes) -> None:
+                    copied.append(data)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(cancel_when_reading)
+                with anyio.fail_after(4), pytest.raises(anysoup.RequestCancelled) as info:
+                    if call == "send_and_read":
+                        await env.session.send_and_read(msg, cancellable=cancellable)
+                    else:
+                        await env.session.send_and_splice(msg, Sink(), cancellable=cancellable)
+            assert info.value.message is msg
+            assert msg.status == 200
+            if call == "send_and_splice":
+                assert sum(map(len, copied)) == HALF
+            await check_pool_recovers(env, msg, background=False)
+        await leak_check(env.session)
+
+
 async def test_cancellable_cancelled_while_queued_raises_request_cancelled(
     leak_check: LeakCheck,
 ) -> None:
