@@ -75,6 +75,9 @@ QUEUE_SIZE = 16
 DEFAULT_MAX_PAYLOAD = 128 * 1024
 #: Bytes asked of the socket per read.
 READ_SIZE = 65536
+#: How long a close frame may take to go out when leaving without waiting for
+#: the peer (an exception, a cancellation, the session closing).
+GOODBYE_TIMEOUT = 1.0
 #: How long the reader task stands by while ``receive()`` calls read for themselves.
 STAND_BY = 0.1
 #: Who reads the socket.
@@ -560,7 +563,7 @@ class WebsocketConnection:
             if self._state is _OPEN:
                 self._state = _CLOSING
                 self._close_code = code
-                with anyio.move_on_after(CLOSE_TIMEOUT), contextlib.suppress(WebsocketError):
+                with anyio.move_on_after(GOODBYE_TIMEOUT), contextlib.suppress(WebsocketError):
                     await self._write(CloseConnection(code=code), "closing")
             if self._conn is not None:
                 self._conn.close()
@@ -804,7 +807,7 @@ class WebsocketConnection:
         self._state = _CLOSED
         self._close_code = WebsocketCloseCode.GOING_AWAY
         self._close_data = "the session closed"
-        with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
+        with anyio.CancelScope(shield=True), anyio.move_on_after(GOODBYE_TIMEOUT):
             proto, stream = self._proto, self._stream
             if proto is not None and stream is not None and proto.state is ConnectionState.OPEN:
                 try:
