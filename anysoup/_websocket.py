@@ -759,7 +759,10 @@ class WebsocketConnection:
             if was_open:
                 await self._emit("closing")
             try:
-                await self._write(event.response(), "answering a close")
+                # Shielded (briefly): a receive() cancelled just now must not
+                # turn the peer's orderly close into a failed connection.
+                with anyio.CancelScope(shield=True), anyio.move_on_after(GOODBYE_TIMEOUT):
+                    await self._write(event.response(), "answering a close")
             except WebsocketError:
                 return False
             self._state = _CLOSED  # the closing handshake is complete
