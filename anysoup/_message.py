@@ -103,6 +103,7 @@ class Message:
         "_tls_strict",
         "first_party",
         "flags",
+        "force_http1",
         "http_version",
         "is_top_level_navigation",
         "method",
@@ -213,6 +214,10 @@ class Message:
         self.site_for_cookies: URL | None = None
         #: Whether the request is a top-level navigation (for SameSite cookies).
         self.is_top_level_navigation = False
+        #: Use HTTP/1 even where a newer version is possible (libsoup's
+        #: ``force_http1``); anysoup speaks HTTP/1.1 only so far, so it changes
+        #: nothing yet.
+        self.force_http1 = False
         #: The address of the peer the response came from.
         self.remote_address: RemoteAddress | None = None
         #: The server's TLS certificate (https only), on new and reused connections.
@@ -473,6 +478,14 @@ class Message:
     def set_is_top_level_navigation(self, value: bool) -> None:
         """Set :attr:`is_top_level_navigation`."""
         self.is_top_level_navigation = value
+
+    def get_force_http1(self) -> bool:
+        """Alias of :attr:`force_http1`."""
+        return self.force_http1
+
+    def set_force_http1(self, value: bool) -> None:
+        """Set :attr:`force_http1`."""
+        self.force_http1 = value
 
     def __repr__(self) -> str:
         status = f" {self.status} {self.reason_phrase}".rstrip() if self.status else ""
