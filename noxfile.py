@@ -30,9 +30,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the package."""
+    """mypy --strict on the package and the examples."""
     session.install("-e", ".[lint]")
-    session.run("mypy", "--strict", "anysoup")
+    session.run("mypy", "--strict", "anysoup", "examples")
 
 
 @nox.session
