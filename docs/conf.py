@@ -28,7 +28,7 @@ nitpick_ignore_regex = [
     (r"py:class", r"anysoup\.(Message|Session|InputStream|SignalDescriptor)"),
     (r"py:obj", r"anysoup\..*"),
     (r"py:data", r".*DEFAULT"),
-    (r"py:(attr|meth|exc)", r"[a-z_]+|anyio\..*|Pool\..*"),
+    (r"py:(attr|meth|exc)", r"[a-z_][a-z0-9_]*|anyio\..*|Pool\..*"),
     (r"py:class", r"BodySource"),
     # The standard library: no intersphinx, since the docs build offline.
     (r"py:(class|exc|func|obj|mod)", r"(builtins\.)?[a-z_]+|[A-Z][A-Za-z]*(Error|Warning)"),
