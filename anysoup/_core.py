@@ -107,6 +107,7 @@ async def send_message(
                 if not await _client_certificate_given(msg, exc):
                     raise
                 key, plan = await _tls_key(msg, plan_for, tls_plan, plan.proxy)
+                plan = _tunnel_credentials(msg, plan)
                 continue
             except ProxyRefused as exc:
                 return _refused(msg, plan, exc)
@@ -117,6 +118,8 @@ async def send_message(
                 key, plan = plan_for(msg.uri, False, None, proxies.pop(0))
                 if plan.ssl_context is not None:
                     key, plan = await tls_plan(msg, key, plan)
+                if msg._connection_owner is not None:
+                    key = (key, msg._connection_owner)
                 plan = _tunnel_credentials(msg, plan)
                 headers = _wire_headers(msg, plan)
                 continue
@@ -154,6 +157,7 @@ async def send_message(
             if not await _client_certificate_given(msg, exc):
                 raise
             key, plan = await _tls_key(msg, plan_for, tls_plan, plan.proxy)
+            plan = _tunnel_credentials(msg, plan)
             fresh_only = True
         except BaseException:
             pool.release(conn, reusable=False)
