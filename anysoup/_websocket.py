@@ -374,8 +374,8 @@ class WebsocketConnection:
             raise self._closed_error("sending")
         await self._write(event, "sending")
 
-    async def _write(self, event: Event, phase: str) -> None:
-        """Frame ``event`` and write it; on failure close the connection."""
+    async def _write(self, event: Event | list[Event], phase: str) -> None:
+        """Frame ``event`` (or several, in one write) and write it; on failure close."""
         proto = self._proto
         stream = self._stream
         assert proto is not None and stream is not None
@@ -386,7 +386,10 @@ class WebsocketConnection:
         if proto.state is ConnectionState.CLOSED:
             raise self._closed_error(phase)
         try:
-            data = proto.send(event)
+            if isinstance(event, list):
+                data = b"".join([proto.send(one) for one in event])
+            else:
+                data = proto.send(event)
         except LocalProtocolError:  # closing meanwhile: no data frame may follow
             raise self._closed_error(phase) from None
         self._writing = True
@@ -663,8 +666,18 @@ class WebsocketConnection:
         inbox = self._inbox
         # Until every event is handled (a cancelled handler or write leaves some).
         self._unparsed = True
+        # The pongs owed for the pings of this read, written together (a ping
+        # flood costs one write per read, not one per ping).
+        pongs: list[Event] = []
         for event in proto.events():
             kind = type(event)
+            if kind is Ping:
+                if proto.state is ConnectionState.OPEN:
+                    pongs.append(event.response())  # type: ignore[attr-defined]
+                continue
+            if pongs:
+                await self._answer_pings(pongs)
+                pongs = []
             if kind is TextMessage or kind is BytesMessage:
                 if not await self._on_data(event):  # type: ignore[arg-type]
                     return False
@@ -672,16 +685,20 @@ class WebsocketConnection:
                     return None  # the rest waits in wsproto's buffer
             elif kind is CloseConnection:
                 return await self._on_close(event)  # type: ignore[arg-type]
-            elif kind is Ping:
-                if proto.state is ConnectionState.OPEN:
-                    await self._write(event.response(), "answering a ping")  # type: ignore[attr-defined]
             elif kind is Pong:
                 payload = bytes(event.payload)  # type: ignore[attr-defined]
                 if payload == self._pong_wanted and self._pong_seen is not None:
                     self._pong_seen.set()
                 await self._emit("pong", payload)
+        if pongs:
+            await self._answer_pings(pongs)
         self._unparsed = False
         return None
+
+    async def _answer_pings(self, pongs: list[Event]) -> None:
+        # Closing meanwhile (our close frame went out): no pong may follow it.
+        with contextlib.suppress(WebsocketClosed):
+            await self._write(pongs, "answering pings")
 
     _parts: list[Any] | None = None
     _size = 0
