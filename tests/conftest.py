@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import ssl
 from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path
@@ -14,6 +15,21 @@ from anyio.abc import SocketAttribute
 from servers import CertFiles
 
 from anysoup import PoolStatistics, Session
+
+#: A session reads these when it is made (DESIGN §6): the suite talks to its
+#: own loopback servers, so the machine's proxy settings must not reroute it.
+#: Tests about proxies set them themselves (monkeypatch.setenv).
+_PROXY_VARIABLES = (
+    "http_proxy",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+)
+for _name in _PROXY_VARIABLES:
+    os.environ.pop(_name, None)
 
 # -- every async test runs on asyncio and on trio ------------------------------
 
