@@ -61,6 +61,7 @@ from ._hsts_policy import HSTSPolicy as HSTSPolicy
 from ._logger import Logger as Logger
 from ._message import Message as Message
 from ._message import MessageMetrics as MessageMetrics
+from ._multipart import Multipart as Multipart
 from ._pool_state import PoolStatistics as PoolStatistics
 from ._proxy_resolver import ProxyResolver as ProxyResolver
 from ._proxy_resolver import ProxyURI as ProxyURI
@@ -87,6 +88,7 @@ __all__ = [
     "Message",
     "MessageHeaders",
     "MessageMetrics",
+    "Multipart",
     "InputStream",
     "RequestBody",
     "Cancellable",

@@ -19,6 +19,7 @@ from ._uri import parse_uri
 if TYPE_CHECKING:
     from ._certificate import TlsCertificate
     from ._connect import RemoteAddress
+    from ._multipart import Multipart
     from ._proxy_resolver import ProxyURI
 
 __all__ = ["Message", "MessageMetrics"]
@@ -290,6 +291,18 @@ class Message:
     def new_from_form(cls, method: str, uri: str | URL, form: Mapping[str, str]) -> Message:
         """Like :meth:`new_from_encoded_form` with the form given as a mapping."""
         return cls.new_from_encoded_form(method, uri, urlencode(form))
+
+    @classmethod
+    def new_from_multipart(cls, uri: str | URL, multipart: Multipart) -> Message:
+        """A ``POST`` of ``multipart``'s encoded body (``soup_message_new_from_multipart``).
+
+        The body is encoded once, as bytes, so it can be sent again after a
+        redirect or an authentication challenge; ``Content-Type`` carries the
+        boundary. Later changes to ``multipart`` do not reach the message.
+        """
+        msg = cls("POST", uri)
+        msg.set_request_body_from_bytes(None, multipart.to_message(msg.request_headers))
+        return msg
 
     @classmethod
     def new_options_ping(cls, base_uri: str | URL) -> Message:
