@@ -565,9 +565,13 @@ class WebsocketConnection:
         with anyio.CancelScope(shield=True):
             if self._state is _OPEN:
                 self._state = _CLOSING
-                self._close_code = code
                 with anyio.move_on_after(GOODBYE_TIMEOUT), contextlib.suppress(WebsocketError):
                     await self._write(CloseConnection(code=code), "closing")
+                if self._state is not _CLOSED:
+                    # Closed by this side, with this code, whether or not the
+                    # peer's answer happened to be read before the socket went.
+                    self._state = _CLOSED
+                    self._close_code, self._close_data = code, ""
             if self._conn is not None:
                 self._conn.close()
             with anyio.move_on_after(CLOSE_TIMEOUT):
