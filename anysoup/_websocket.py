@@ -212,7 +212,8 @@ class WebsocketConnection:
         """The close code; 0 while open.
 
         The code of the peer's close frame, or the one sent when this side
-        failed the connection, or 1006 when it ended without a close frame.
+        failed the connection or left ``async with`` by an exception (1001),
+        or 1006 when it ended without a close frame.
         """
         return self._close_code
 
