@@ -21,6 +21,7 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 from ._certificate import TlsCertificate, identity_flags
 from ._enums import NetworkEvent, TlsCertificateFlags
 from ._exceptions import ConnectError, TlsError
+from ._http1 import describe_io_error
 from ._proxy_connect import through_proxy
 from ._proxy_resolver import ProxyURI
 from ._tls import tls_error
@@ -205,8 +206,9 @@ async def _transport(
         try:
             stream = await anyio.connect_unix(remote.path)
         except OSError as exc:
+            cause = describe_io_error(exc)
             raise ConnectError(
-                f"connect to {plan.label} via Unix socket {remote.path!r}: {_cause(exc)}"
+                f"connect to {plan.label} via Unix socket {remote.path!r}: {cause}"
             ) from exc
         log.add(NetworkEvent.CONNECTED)
         return stream, remote
@@ -225,7 +227,7 @@ async def _connect_tcp(
         try:
             addresses = await resolver(host, port)
         except OSError as exc:
-            raise ConnectError(f"resolve {host!r}: {_cause(exc)}") from exc
+            raise ConnectError(f"resolve {host!r}: {describe_io_error(exc)}") from exc
         if not addresses:
             raise ConnectError(f"resolve {host!r}: no address found")
         log.add(NetworkEvent.RESOLVED)
@@ -277,7 +279,7 @@ async def _race(
                 local_port=local[1] if local else None,
             )
         except OSError as exc:
-            failures.append(f"{address}: {_cause(exc)}")
+            failures.append(f"{address}: {describe_io_error(exc)}")
             return
         finally:
             done.set()
@@ -300,17 +302,3 @@ async def _race(
             await anyio.aclose_forcefully(winner)
         raise
     return winner
-
-
-def _cause(exc: OSError) -> str:
-    if isinstance(exc, socket.gaierror):
-        return exc.strerror.lower() if exc.strerror else str(exc)
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    # anyio may raise OSError("All connection attempts failed") with the real cause chained.
-    cause = exc.__cause__
-    if isinstance(cause, OSError) and cause is not exc:
-        return _cause(cause)
-    if exc.strerror:
-        return exc.strerror.lower()
-    return str(exc) or type(exc).__name__

@@ -15,6 +15,7 @@ sweeper closes the socket of a connection whose deadline passed (see
 from __future__ import annotations
 
 import math
+import socket
 import ssl
 import time
 from typing import TYPE_CHECKING
@@ -38,7 +39,7 @@ from ._tls import alert_error
 if TYPE_CHECKING:
     from ._pool import Connection
 
-__all__ = ["HTTP1Connection"]
+__all__ = ["IO_ERRORS", "HTTP1Connection", "describe_io_error"]
 
 #: Bytes asked of the socket per read.
 READ_SIZE = 65536
@@ -56,7 +57,9 @@ _Response = h11.Response
 _InformationalResponse = h11.InformationalResponse
 _monotonic = time.monotonic
 _INF = math.inf
-_IO_ERRORS = (
+#: What a stream's send or receive raises when the connection fails (every
+#: driver catches these and says why with :func:`describe_io_error`).
+IO_ERRORS = (
     anyio.BrokenResourceError,
     anyio.ClosedResourceError,
     anyio.EndOfStream,
@@ -118,7 +121,7 @@ class HTTP1Connection:
             owner.io_deadline = _monotonic() + self.timeout
         try:
             await self._stream.send(data)
-        except _IO_ERRORS as exc:
+        except IO_ERRORS as exc:
             raise self._io_error(phase, exc) from exc
         finally:
             owner.io_deadline = _INF
@@ -133,7 +136,7 @@ class HTTP1Connection:
             data = await self._stream.receive(READ_SIZE)
         except anyio.EndOfStream:
             data = b""
-        except _IO_ERRORS as exc:
+        except IO_ERRORS as exc:
             raise self._io_error(phase, exc) from exc
         finally:
             owner.io_deadline = _INF
@@ -233,10 +236,8 @@ class HTTP1Connection:
             isinstance(exc, ssl.SSLError) and "EOF" in str(exc)
         ):
             cause = "the server closed the connection"
-        elif isinstance(exc, anyio.BrokenResourceError) and exc.__cause__ is not None:
-            cause = _describe(exc.__cause__)
         else:
-            cause = _describe(exc)
+            cause = describe_io_error(exc)
         return NetworkError(
             f"{phase} {'to' if phase.startswith('writing') else 'from'} {self.label}: {cause}"
         )
@@ -278,12 +279,30 @@ def _http_prefix(data: bytes) -> bool:
     return bool(start) and b"HTTP/".startswith(start)
 
 
-def _describe(exc: BaseException) -> str:
-    """A short human cause for an I/O exception."""
+def describe_io_error(exc: BaseException) -> str:
+    """A short human cause for a failed connect, read or write.
+
+    Looks through anyio's wrappers (``BrokenResourceError``, the errno-less
+    ``OSError("All connection attempts failed")``, exception groups) to the
+    cause the operating system gave.
+    """
+    if isinstance(exc, socket.gaierror):
+        return exc.strerror.lower() if exc.strerror else str(exc)
     if isinstance(exc, ConnectionResetError):
         return "connection reset by peer"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
     if isinstance(exc, BrokenPipeError):
-        return "the server closed the connection (broken pipe)"
+        return "the peer closed the connection (broken pipe)"
+    group = getattr(exc, "exceptions", None)
+    if isinstance(group, tuple) and group:
+        return "; ".join(describe_io_error(inner) for inner in group)
+    cause = exc.__cause__
+    wrapper = isinstance(exc, anyio.BrokenResourceError) or (
+        isinstance(exc, OSError) and exc.errno is None
+    )
+    if cause is not None and cause is not exc and wrapper:
+        return describe_io_error(cause)
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     if isinstance(exc, anyio.ClosedResourceError):

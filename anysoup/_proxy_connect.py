@@ -22,7 +22,6 @@ TLS handshake on the stream it gets (TLS inside TLS for an https proxy).
 from __future__ import annotations
 
 import math
-import ssl
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ from anyio.abc import ByteStream
 
 from ._enums import NetworkEvent
 from ._exceptions import ConnectError
+from ._http1 import IO_ERRORS, describe_io_error
 
 if TYPE_CHECKING:
     from ._connect import ConnectLog, ConnectPlan, RemoteAddress, Resolver
@@ -41,7 +41,6 @@ __all__ = ["ProxyRefused", "through_proxy"]
 
 #: The largest CONNECT answer head read (the HTTP driver's cap too).
 MAX_CONNECT_HEAD = 256 * 1024
-_IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, ssl.SSLError)
 
 
 class ProxyRefused(ConnectError):
@@ -123,7 +122,7 @@ async def _connect_tunnel(stream: ByteStream, plan: ConnectPlan, proxy: ProxyURI
             if isinstance(event, h11.InformationalResponse):
                 continue
             break
-    except _IO_ERRORS as exc:
+    except IO_ERRORS as exc:
         raise ConnectError(f"{where}: {_describe(exc)}") from exc
     except h11.RemoteProtocolError as exc:
         raise ConnectError(f"{where}: the proxy's answer is not HTTP ({exc})") from exc
@@ -181,7 +180,7 @@ async def _socks(
         raise ConnectError(f"{where}: the proxy refused: {exc}") from exc
     except ProxyConnectionError as exc:  # its text repeats the proxy and hides the cause
         raise ConnectError(f"{where}: {_describe(exc.__cause__ or exc)}") from exc
-    except (*_IO_ERRORS, socks_eof) as exc:
+    except (*IO_ERRORS, socks_eof) as exc:
         raise ConnectError(f"{where}: {_describe(exc)}") from exc
     log.add(NetworkEvent.CONNECTED)
     log.add(NetworkEvent.PROXY_NEGOTIATED)
@@ -189,26 +188,9 @@ async def _socks(
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset by the proxy"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
     if type(exc).__name__ == "IncompleteReadError":  # python-socks'
         return "the proxy closed the connection during the SOCKS handshake"
-    group = getattr(exc, "exceptions", None)  # an ExceptionGroup: anyio's attempts
-    if isinstance(group, tuple) and group:
-        return "; ".join(_describe(inner) for inner in group)
-    cause = exc.__cause__
-    # anyio wraps the real cause: BrokenResourceError, or an errno-less
-    # OSError("All connection attempts failed") from connect_tcp.
-    wrapper = isinstance(exc, anyio.BrokenResourceError) or (
-        isinstance(exc, OSError) and exc.errno is None
-    )
-    if cause is not None and wrapper:
-        return _describe(cause)
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return str(exc) or type(exc).__name__
+    return describe_io_error(exc)
 
 
 if TYPE_CHECKING:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import ssl
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +55,7 @@ from wsproto.utilities import LocalProtocolError
 
 from ._enums import WebsocketCloseCode, WebsocketDataType, WebsocketState
 from ._exceptions import WebsocketClosed, WebsocketError
+from ._http1 import IO_ERRORS, describe_io_error
 from ._signals import SignalDescriptor, active
 
 if TYPE_CHECKING:
@@ -87,12 +87,6 @@ _NOBODY, _TASK, _CALLER = 0, 1, 2
 _NORMAL_CODES = frozenset({1000, 1001, 1005})
 #: Codes a program may send (RFC 6455 §7.4.1 and §7.4.2).
 _SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
-_IO_ERRORS = (
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    OSError,
-    ssl.SSLError,
-)
 _OPEN = WebsocketState.OPEN
 _CLOSING = WebsocketState.CLOSING
 _CLOSED = WebsocketState.CLOSED
@@ -396,8 +390,8 @@ class WebsocketConnection:
         self._writing = True
         try:
             await stream.send(data)
-        except _IO_ERRORS as exc:
-            error = WebsocketError(f"{phase} to {self._label}: {_describe(exc)}")
+        except IO_ERRORS as exc:
+            error = WebsocketError(f"{phase} to {self._label}: {describe_io_error(exc)}")
             self._fail_now(error)
             raise error from exc
         except BaseException:
@@ -659,8 +653,8 @@ class WebsocketConnection:
             return await stream.receive(READ_SIZE)
         except anyio.EndOfStream:
             self._lost(None)
-        except _IO_ERRORS as exc:
-            self._lost(WebsocketError(f"reading from {self._label}: {_describe(exc)}"))
+        except IO_ERRORS as exc:
+            self._lost(WebsocketError(f"reading from {self._label}: {describe_io_error(exc)}"))
         return None
 
     async def _handle_events(self, proto: _Protocol) -> bool | None:
@@ -805,7 +799,7 @@ class WebsocketConnection:
             try:
                 while await stream.receive(READ_SIZE):
                     pass
-            except (anyio.EndOfStream, *_IO_ERRORS):
+            except (anyio.EndOfStream, *IO_ERRORS):
                 pass
 
     def _lost(self, error: WebsocketError | None) -> None:
@@ -837,7 +831,7 @@ class WebsocketConnection:
             if proto is not None and stream is not None and proto.state is ConnectionState.OPEN:
                 try:
                     await stream.send(proto.send(CloseConnection(code=1001)))
-                except (*_IO_ERRORS, LocalProtocolError):
+                except (*IO_ERRORS, LocalProtocolError):
                     pass
 
     async def _finish(self) -> None:
@@ -978,21 +972,6 @@ def _size(name: str, value: int) -> int:
     if value < 0:
         raise ValueError(f"{name}: {value} is negative")
     return value
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset by peer"
-    if isinstance(exc, BrokenPipeError):
-        return "the peer closed the connection (broken pipe)"
-    if isinstance(exc, anyio.BrokenResourceError):
-        cause = exc.__cause__
-        return _describe(cause) if cause is not None else "the connection broke"
-    if isinstance(exc, anyio.ClosedResourceError):
-        return "the connection was closed"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return str(exc) or type(exc).__name__
 
 
 if TYPE_CHECKING:
