@@ -35,7 +35,6 @@ the peer's close frame and for the peer to end the TCP connection (RFC 6455
 from __future__ import annotations
 
 import contextlib
-import math
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +55,7 @@ from wsproto.utilities import LocalProtocolError
 from ._enums import WebsocketCloseCode, WebsocketDataType, WebsocketState
 from ._exceptions import WebsocketClosed, WebsocketError
 from ._http1 import IO_ERRORS, describe_io_error
+from ._session_props import _seconds
 from ._signals import SignalDescriptor, active
 
 if TYPE_CHECKING:
@@ -956,14 +956,6 @@ def _truncate(reason: str) -> str:
     """A close reason that fits a control frame (123 bytes of UTF-8)."""
     data = reason.encode("utf-8")[:123]
     return data.decode("utf-8", "ignore")
-
-
-def _seconds(name: str, value: float) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise TypeError(f"{name}: {value!r} is not a number of seconds")
-    if value < 0 or math.isnan(value):
-        raise ValueError(f"{name}: {value!r} is negative")
-    return float(value)
 
 
 def _size(name: str, value: int) -> int:
