@@ -35,7 +35,7 @@ from servers import (
 )
 
 import anysoup
-import anysoup._connect
+import anysoup._transport.connect
 from anysoup import (
     ConnectError,
     Message,
@@ -45,7 +45,7 @@ from anysoup import (
     TlsDatabase,
     UnixSocketAddress,
 )
-from anysoup._connect import interleave
+from anysoup._transport.connect import interleave
 
 BOUND = 5.0
 
@@ -440,7 +440,7 @@ async def test_happy_eyeballs_passes_a_hanging_address(leak_check) -> None:
             assert msg.status == 200
             assert msg.remote_address == ("127.0.0.1", server.port)
             # The second attempt started after the stagger, not after a timeout.
-            assert anysoup._connect.HAPPY_EYEBALLS_DELAY * 0.8 <= elapsed < 2, elapsed
+            assert anysoup._transport.connect.HAPPY_EYEBALLS_DELAY * 0.8 <= elapsed < 2, elapsed
             assert events.kinds == [
                 NetworkEvent.RESOLVING,
                 NetworkEvent.RESOLVED,
@@ -460,7 +460,7 @@ async def test_happy_eyeballs_falls_back_at_once_when_refused(
 ) -> None:
     # A stagger far longer than the test's bound: only the refusal can start
     # the second attempt in time.
-    monkeypatch.setattr(anysoup._connect, "HAPPY_EYEBALLS_DELAY", 30.0)
+    monkeypatch.setattr(anysoup._transport.connect, "HAPPY_EYEBALLS_DELAY", 30.0)
     async with serve_http(host_and_peer) as server, Session(timeout=10) as session:
         session._pool.resolver = StubResolver(refused, "127.0.0.1")
         start = time.monotonic()
@@ -513,7 +513,7 @@ async def test_happy_eyeballs_closes_a_late_winner(
             return await real_connect(host, port, **kwargs)  # type: ignore[arg-type]
         # Past the stagger and deaf to the winner's cancellation.
         with anyio.CancelScope(shield=True):
-            await anyio.sleep(anysoup._connect.HAPPY_EYEBALLS_DELAY + 0.2)
+            await anyio.sleep(anysoup._transport.connect.HAPPY_EYEBALLS_DELAY + 0.2)
             stream = await real_connect("127.0.0.1", port, **kwargs)  # type: ignore[arg-type]
         late.append(stream)
         return stream

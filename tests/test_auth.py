@@ -22,7 +22,7 @@ from servers import ReceivedRequest, ServerConnection, serve_http
 
 import anysoup
 from anysoup import Auth, AuthBasic, AuthDigest, AuthManager, Message, Session
-from anysoup._auth_challenge import parse_challenges
+from anysoup._features.auth.challenge_policy import parse_challenges
 
 LeakCheck = Callable[[Session], Awaitable[None]]
 BOUND = 10.0

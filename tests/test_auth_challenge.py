@@ -1,4 +1,4 @@
-"""Table-driven and property tests of anysoup._auth_challenge (policy, no I/O)."""
+"""Table-driven and property tests of anysoup._features.auth.challenge_policy (policy, no I/O)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anysoup._auth_challenge import (
+from anysoup._features.auth.challenge_policy import (
     MAX_CHALLENGES,
     Challenge,
     format_params,

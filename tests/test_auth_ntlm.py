@@ -21,9 +21,9 @@ import trustme
 
 import anysoup
 from anysoup import Message, TlsCertificate
-from anysoup import _auth_ntlm as auth_ntlm_module
-from anysoup._auth_challenge import Challenge
-from anysoup._auth_ntlm import AuthNegotiate, AuthNTLM
+from anysoup._features.auth import ntlm_policy as auth_ntlm_module
+from anysoup._features.auth.challenge_policy import Challenge
+from anysoup._features.auth.ntlm_policy import AuthNegotiate, AuthNTLM
 
 spnego = pytest.importorskip("spnego")
 channel_bindings = pytest.importorskip("spnego.channel_bindings")
@@ -451,7 +451,7 @@ def test_missing_pyspnego_names_the_extra(cls, monkeypatch):
 
 
 def test_pyspnego_is_imported_on_first_use():
-    code = "import sys, anysoup._auth_ntlm; print('spnego' in sys.modules)"
+    code = "import sys, anysoup._features.auth.ntlm_policy; print('spnego' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 import pytest
 from yarl import URL
 
-from anysoup._auth import Auth, AuthBasic
-from anysoup._auth_challenge import Challenge
-from anysoup._auth_digest import AuthDigest
-from anysoup._headers import MessageHeaders
-from anysoup._message import Message
+from anysoup._features.auth.auth_policy import Auth, AuthBasic
+from anysoup._features.auth.challenge_policy import Challenge
+from anysoup._features.auth.digest_policy import AuthDigest
+from anysoup._model.headers import MessageHeaders
+from anysoup._model.message import Message
 
 try:
     hashlib.new("sha512_256")

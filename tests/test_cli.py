@@ -43,8 +43,8 @@ from anysoup import (
     WebsocketClosed,
     WebsocketError,
 )
-from anysoup._cli import Options, exit_status, main, parse_args
-from anysoup._cli_output import TrafficPrinter, progress, wants_colour
+from anysoup._cli.main import Options, exit_status, main, parse_args
+from anysoup._cli.output import TrafficPrinter, progress, wants_colour
 
 #: Seconds one run of the command may take before the test fails.
 RUN_TIMEOUT = 10

@@ -20,9 +20,9 @@ import pytest
 from servers import ReceivedRequest, ServerConnection, serve_http
 
 from anysoup import Message, Session
-from anysoup import _cookie_stores as stores
-from anysoup._cookie_stores import CookieJarDB, CookieJarText
-from anysoup._cookies import Cookie, CookieJar, SameSitePolicy
+from anysoup._features.cookies import stores as stores
+from anysoup._features.cookies.jar import Cookie, CookieJar, SameSitePolicy
+from anysoup._features.cookies.stores import CookieJarDB, CookieJarText
 
 LeakCheck = Callable[[Session], Awaitable[None]]
 Store = type[CookieJarText] | type[CookieJarDB]

@@ -21,9 +21,11 @@ from hypothesis import strategies as st
 from servers import ReceivedRequest, ServerConnection, serve_http
 
 import anysoup
-from anysoup import Message, Session, _cookie, _cookies
-from anysoup import _cookie_parse as cp
-from anysoup._cookies import Cookie, CookieJar, CookieJarAcceptPolicy
+from anysoup import Message, Session
+from anysoup._features.cookies import cookie_policy as _cookie
+from anysoup._features.cookies import jar as _cookies
+from anysoup._features.cookies import parse_policy as cp
+from anysoup._features.cookies.jar import Cookie, CookieJar, CookieJarAcceptPolicy
 
 LeakCheck = Callable[[Session], Awaitable[None]]
 UTC = timezone.utc

@@ -34,10 +34,10 @@ from anysoup import (
     MessageHeaders,
     Session,
     TlsDatabase,
-    _codings,
-    _decoder,
 )
-from anysoup._decoder import CHUNK_LIMIT
+from anysoup._features.decoder import codings_policy as _codings
+from anysoup._features.decoder import decoder as _decoder
+from anysoup._features.decoder.decoder import CHUNK_LIMIT
 
 LeakCheck = Callable[[Session], Awaitable[None]]
 Handler = Callable[[ServerConnection, ReceivedRequest], Awaitable[None]]

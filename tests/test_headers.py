@@ -1,11 +1,11 @@
-"""Table-driven tests of anysoup._headers.MessageHeaders (policy, no I/O)."""
+"""Table-driven tests of anysoup._model.headers.MessageHeaders (policy, no I/O)."""
 
 from __future__ import annotations
 
 import pytest
 
-from anysoup import _headers
-from anysoup._headers import MessageHeaders
+from anysoup._model import headers as _headers
+from anysoup._model.headers import MessageHeaders
 
 # -- construction and validation ---------------------------------------------
 

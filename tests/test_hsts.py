@@ -21,8 +21,13 @@ from servers import ReceivedRequest, ServerConnection, serve_http
 
 import anysoup
 from anysoup import TlsCertificateFlags
-from anysoup._hsts import HSTSEnforcer, HSTSEnforcerDB, HSTSPolicy
-from anysoup._hsts_policy import MAX_AGE_LIMIT, normalize_domain, parse_sts, upgrade_uri
+from anysoup._features.hsts.enforcer import HSTSEnforcer, HSTSEnforcerDB, HSTSPolicy
+from anysoup._features.hsts.hsts_policy import (
+    MAX_AGE_LIMIT,
+    normalize_domain,
+    parse_sts,
+    upgrade_uri,
+)
 
 BOUND = 5.0
 UTC = datetime.timezone.utc

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 import anysoup
-from anysoup._session_props import SessionProperties
-from anysoup._signals import SignalDescriptor
+from anysoup._model.signals import SignalDescriptor
+from anysoup._session.props import SessionProperties
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "libsoup.rst"
 

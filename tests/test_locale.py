@@ -1,10 +1,10 @@
-"""Table-driven tests of anysoup._locale (policy, no I/O)."""
+"""Table-driven tests of anysoup._session.locale_policy (policy, no I/O)."""
 
 from __future__ import annotations
 
 import pytest
 
-from anysoup._locale import accept_language_from_environ, user_agent_header
+from anysoup._session.locale_policy import accept_language_from_environ, user_agent_header
 
 
 @pytest.mark.parametrize(

@@ -24,8 +24,8 @@ from servers import ReceivedRequest, ServerConnection, serve_http
 
 import anysoup
 from anysoup import Logger, LoggerLogLevel, Message, Session
-from anysoup._headers import MessageHeaders
-from anysoup._log_lines import BodyText, address_text, redact_value
+from anysoup._features.logger.lines_policy import BodyText, address_text, redact_value
+from anysoup._model.headers import MessageHeaders
 
 LeakCheck = Callable[[Session], Awaitable[None]]
 NONE, MINIMAL, HEADERS, BODY = (

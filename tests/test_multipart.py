@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-import anysoup._multipart
+import anysoup._model.multipart
 from anysoup import Message, MessageHeaders, Multipart, Session
 
 LeakCheck = Callable[[Session], Awaitable[None]]
@@ -103,7 +103,7 @@ def test_a_colliding_boundary_is_replaced() -> None:
 
 def test_the_boundary_is_searched_in_headers_too(monkeypatch: pytest.MonkeyPatch) -> None:
     drawn = iter(["anysoup-" + "0" * 32, "anysoup-" + "1" * 32])
-    monkeypatch.setattr(anysoup._multipart, "_new_boundary", lambda: next(drawn))
+    monkeypatch.setattr(anysoup._model.multipart, "_new_boundary", lambda: next(drawn))
     mp = Multipart()
     assert mp.boundary == "anysoup-" + "0" * 32
     mp.append_form_string("anysoup-" + "0" * 32, "v")

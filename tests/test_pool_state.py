@@ -1,4 +1,4 @@
-"""Table-driven tests of anysoup._pool_state (policy: synchronous, no I/O).
+"""Table-driven tests of anysoup._pool.state_policy (policy: synchronous, no I/O).
 
 A :class:`Harness` wraps a :class:`PoolState` whose callbacks record every
 connection opened and closed; after every transition it checks the
@@ -20,7 +20,7 @@ from anysoup import (
     NetworkError,
     PoolStatistics,
 )
-from anysoup._pool_state import (
+from anysoup._pool.state_policy import (
     SPECULATIVE_IDLE_TIMEOUT,
     ConnectionRecord,
     ConnState,

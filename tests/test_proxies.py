@@ -53,7 +53,7 @@ from anysoup import (
     TlsCertificate,
     TlsDatabase,
 )
-from anysoup._auth_challenge import parse_challenges
+from anysoup._features.auth.challenge_policy import parse_challenges
 
 pytestmark = pytest.mark.anyio
 

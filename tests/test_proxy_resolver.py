@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from yarl import URL
 
-from anysoup._proxy_resolver import (
+from anysoup._transport.proxy_resolver_policy import (
     DIRECT,
     NoProxyList,
     ProxyResolver,

@@ -31,7 +31,7 @@ from anysoup import (
     TlsDatabase,
     TooManyRedirects,
 )
-from anysoup._redirect import REDIRECT_STATUSES, redirect_method, resolve_location
+from anysoup._features.redirect import REDIRECT_STATUSES, redirect_method, resolve_location
 
 LeakCheck = Callable[[Session], Awaitable[None]]
 Handler = Callable[[ServerConnection, ReceivedRequest], Awaitable[None]]

@@ -36,21 +36,21 @@ from anysoup import (
     Session,
     SessionFeature,
 )
-from anysoup import _sniff_tables as tables
-from anysoup._sniff_tables import (
-    Row,
-    match_archive_type,
-    match_audio_video_type,
-    match_font_type,
-    match_image_type,
-)
-from anysoup._sniffer import (
+from anysoup._features.sniffer import tables_policy as tables
+from anysoup._features.sniffer.sniff_policy import (
     SNIFF_BUFFER_SIZE,
     feed_or_html,
     identify_unknown,
     plan_sniffing,
     sniff_mime_type,
     text_or_binary,
+)
+from anysoup._features.sniffer.tables_policy import (
+    Row,
+    match_archive_type,
+    match_audio_video_type,
+    match_font_type,
+    match_image_type,
 )
 
 LeakCheck = Callable[[Session], Awaitable[None]]
@@ -502,7 +502,7 @@ def test_sniffing_is_policy_without_io() -> None:
         "import sys, types\n"
         f"pkg = types.ModuleType('anysoup'); pkg.__path__ = [{str(package)!r}]\n"
         "sys.modules['anysoup'] = pkg\n"
-        "import anysoup._sniffer\n"
+        "import anysoup._features.sniffer.sniff_policy\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('anyio', 'trio', 'sniffio', 'h11', 'asyncio', 'socket', 'ssl') "
         "or m.startswith('anysoup.')))\n"
@@ -512,8 +512,13 @@ def test_sniffing_is_policy_without_io() -> None:
     ).stdout
     loaded = ast.literal_eval(out.strip())
     assert set(loaded) <= {
-        f"anysoup.{name}"
-        for name in ("_sniffer", "_sniff_tables", "_enums", "_feature", "_headers", "_signals")
+        "anysoup._features",
+        "anysoup._features.sniffer",
+        "anysoup._features.sniffer.sniff_policy",
+        "anysoup._features.sniffer.tables_policy",
+        "anysoup._model",
+        "anysoup._model.enums",
+        "anysoup._model.headers",
     }, loaded
 
 

@@ -28,22 +28,20 @@ from wsproto.events import Message as WsMessage
 from wsproto.extensions import PerMessageDeflate
 from wsproto.utilities import generate_accept_token
 
-from anysoup._auth import AuthBasic
-from anysoup._enums import WebsocketErrorCode
-from anysoup._exceptions import WebsocketError
-from anysoup._message import Message
-from anysoup._websocket_extensions import (
-    WebsocketExtension,
-    WebsocketExtensionDeflate,
-    WebsocketExtensionManager,
-)
-from anysoup._websocket_handshake import (
+from anysoup._drivers.websocket_handshake_policy import (
     accept_key,
     check_response,
     make_key,
     parse_extensions,
     prepare_request,
 )
+from anysoup._features.auth.auth_policy import AuthBasic
+from anysoup._features.websocket.deflate_policy import WebsocketExtensionDeflate
+from anysoup._features.websocket.manager import WebsocketExtensionManager
+from anysoup._model.enums import WebsocketErrorCode
+from anysoup._model.exceptions import WebsocketError
+from anysoup._model.message import Message
+from anysoup._model.websocket_extension import WebsocketExtension
 
 # -- helpers ---------------------------------------------------------------------------
 

@@ -1,0 +1,270 @@
+"""The HTTP/1.1 driver: one exchange at a time, h11 over an anyio byte stream.
+
+The drivers and the transport are the only code that awaits a stream. Every
+failure leaves as an :class:`anysoup.Error` naming the phase, the host and the
+cause; h11's ``RemoteProtocolError`` (the peer broke HTTP) is wrapped, its
+``LocalProtocolError`` (we broke HTTP: a bug) is not.
+
+The I/O stall timeout is not a cancel scope per read: before each read or
+write the driver stores a deadline on its connection record, and the pool's
+sweeper closes the socket of a connection whose deadline passed (see
+``docs/design.rst``). A read or write that then fails is reported as a
+:class:`anysoup.TimeoutError`.
+"""
+
+from __future__ import annotations
+
+import math
+import ssl
+import time
+from typing import TYPE_CHECKING
+
+import anyio
+import h11
+from anyio.abc import ByteStream
+
+from .._model.exceptions import (
+    EncodingError,
+    Error,
+    IncompleteBody,
+    NetworkError,
+    ParsingError,
+    RequestCancelled,
+    TimeoutError,
+    TlsError,
+)
+from .._transport.io_errors import IO_ERRORS, describe_io_error
+from .._transport.tls import alert_error
+
+if TYPE_CHECKING:
+    from .owner import ConnectionOwner
+
+__all__ = ["HTTP1Connection"]
+
+#: Bytes asked of the socket per read.
+READ_SIZE = 65536
+#: libsoup's cap on a response header block (DESIGN §6).
+MAX_HEADER_BLOCK = 256 * 1024
+#: At most this many 1xx responses before the final one (DESIGN §6).
+MAX_INFORMATIONAL = 10
+#: How long to wait for "100 Continue" before sending the body anyway (RFC 9110 §10.1.1).
+EXPECT_CONTINUE_DELAY = 1.0
+
+_NEED_DATA = h11.NEED_DATA
+_Data = h11.Data
+_EndOfMessage = h11.EndOfMessage
+_Response = h11.Response
+_InformationalResponse = h11.InformationalResponse
+_monotonic = time.monotonic
+_INF = math.inf
+
+
+class HTTP1Connection:
+    """h11 driving one byte stream; lent to one message at a time by the pool.
+
+    Args:
+        stream: The connected (and, for https, TLS-wrapped) stream.
+        owner: The pool connection, whose ``io_deadline`` and close reason
+            the driver uses.
+        label: ``host:port``, for error messages.
+    """
+
+    __slots__ = ("_h11", "_head_bytes", "_owner", "_stream", "label", "received_any", "timeout")
+
+    def __init__(self, stream: ByteStream, owner: ConnectionOwner, label: str) -> None:
+        self._stream = stream
+        self._owner = owner
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BLOCK)
+        self.label = label
+        #: The stall timeout in seconds (0: none).
+        self.timeout = 0.0
+        #: Whether any byte of the current response arrived (no retry after that).
+        self.received_any = False
+        # Bytes read since the request started (bounds the header check's work).
+        self._head_bytes = 0
+
+    # -- writing -------------------------------------------------------------
+
+    def start_request(self, method: str, target: str, headers: list[tuple[str, str]]) -> bytes:
+        """Start an exchange; return the request line and headers to write."""
+        self.received_any = False
+        self._head_bytes = 0
+        try:
+            return self._h11.send(h11.Request(method=method, target=target, headers=headers))
+        except h11.LocalProtocolError as exc:
+            if self._h11.our_state is h11.IDLE:
+                # Bad header names or values from the caller, not an h11 misuse.
+                raise ValueError(f"request to {self.label}: {exc}") from None
+            raise
+
+    def body_data(self, data: bytes) -> bytes:
+        """Frame a piece of request body."""
+        return self._h11.send(h11.Data(data=data))
+
+    def end_of_body(self) -> bytes:
+        """Frame the end of the request body."""
+        return self._h11.send(h11.EndOfMessage())
+
+    async def write(self, data: bytes, phase: str) -> None:
+        """Write ``data``; ``phase`` names what is written in errors."""
+        owner = self._owner
+        if self.timeout:
+            owner.io_deadline = _monotonic() + self.timeout
+        try:
+            await self._stream.send(data)
+        except IO_ERRORS as exc:
+            raise self._io_error(phase, exc) from exc
+        finally:
+            owner.io_deadline = _INF
+
+    # -- reading -------------------------------------------------------------
+
+    async def _fill(self, phase: str) -> None:
+        owner = self._owner
+        if self.timeout:
+            owner.io_deadline = _monotonic() + self.timeout
+        try:
+            data = await self._stream.receive(READ_SIZE)
+        except anyio.EndOfStream:
+            data = b""
+        except IO_ERRORS as exc:
+            raise self._io_error(phase, exc) from exc
+        finally:
+            owner.io_deadline = _INF
+        if data:
+            self.received_any = True
+            self._head_bytes += len(data)
+        self._h11.receive_data(data)
+
+    async def receive_head(self) -> h11.Response | h11.InformationalResponse:
+        """Read the next response head: a 1xx or the final response."""
+        next_event = self._h11.next_event
+        while True:
+            try:
+                event = next_event()
+            except h11.RemoteProtocolError as exc:
+                raise self._protocol_error("reading response headers", exc) from exc
+            if event is _NEED_DATA:
+                await self._fill("reading response headers")
+                continue
+            if type(event) is _Response or type(event) is _InformationalResponse:
+                # h11 bounds only an *incomplete* head: one that completes in
+                # the read that crosses the cap would get through. Only a head
+                # that came with that many bytes can be that large.
+                if self._head_bytes > MAX_HEADER_BLOCK and _head_size(event) > MAX_HEADER_BLOCK:
+                    raise ParsingError(
+                        f"reading response headers from {self.label}: the header block is "
+                        f"larger than {MAX_HEADER_BLOCK // 1024} KiB"
+                    )
+                return event
+            raise ParsingError(f"reading response headers from {self.label}: unexpected {event!r}")
+
+    async def receive_chunk(self) -> bytes | None:
+        """The next piece of the response body, or None at its end."""
+        next_event = self._h11.next_event
+        while True:
+            try:
+                event = next_event()
+            except h11.RemoteProtocolError as exc:
+                raise self._protocol_error("reading response body", exc) from exc
+            kind = type(event)
+            if kind is _Data:
+                return bytes(event.data)  # type: ignore[union-attr]
+            if kind is _EndOfMessage:
+                return None
+            if event is _NEED_DATA:
+                await self._fill("reading response body")
+                continue
+            raise NetworkError(f"reading response body from {self.label}: unexpected {event!r}")
+
+    async def wait_continue(self) -> h11.Response | h11.InformationalResponse | None:
+        """After ``Expect: 100-continue``: wait for a response head or a short delay.
+
+        Returns the head that arrived (a 1xx: send the body; a final response:
+        don't), or None when the delay passed first (send the body anyway).
+        """
+        with anyio.move_on_after(EXPECT_CONTINUE_DELAY):
+            return await self.receive_head()
+        return None
+
+    # -- state ---------------------------------------------------------------
+
+    @property
+    def switched(self) -> bool:
+        """Whether the server agreed to switch protocols (101 to our Upgrade)."""
+        return self._h11.their_state is h11.SWITCHED_PROTOCOL
+
+    def take_trailing_data(self) -> bytes:
+        """After a switch: the bytes read past the 101 answer (the new protocol's)."""
+        data, _closed = self._h11.trailing_data
+        return bytes(data)
+
+    def finish(self) -> bool:
+        """End the exchange; return whether the connection can carry another."""
+        conn = self._h11
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+            return True
+        return False
+
+    # -- errors --------------------------------------------------------------
+
+    def _io_error(self, phase: str, exc: BaseException) -> Error | TlsError:
+        reason = self._owner.close_reason
+        if reason == "timeout":
+            return TimeoutError(
+                f"{phase} {'to' if phase.startswith('writing') else 'from'} {self.label}: "
+                f"no progress for {self.timeout:g} s"
+            )
+        if reason == "abort":
+            return RequestCancelled(f"{phase} {self.label}: the session was aborted")
+        if reason == "session closed":
+            return NetworkError(f"{phase} {self.label}: the session is closed")
+        alert = alert_error(exc, self.label, identity=self._owner.plan.identity)
+        if alert is not None:
+            return alert
+        if isinstance(exc, anyio.EndOfStream) or (
+            isinstance(exc, ssl.SSLError) and "EOF" in str(exc)
+        ):
+            cause = "the server closed the connection"
+        else:
+            cause = describe_io_error(exc)
+        return NetworkError(
+            f"{phase} {'to' if phase.startswith('writing') else 'from'} {self.label}: {cause}"
+        )
+
+    def _protocol_error(self, phase: str, exc: h11.RemoteProtocolError) -> Error:
+        text = str(exc)
+        where = f"{phase} from {self.label}"
+        if "body" in phase:
+            return IncompleteBody(f"{where}: {text}")
+        if "ConnectionClosed" in text or not self.received_any:
+            return NetworkError(f"{where}: the server closed the connection without a response")
+        if text == "peer unexpectedly closed connection" and _http_prefix(
+            self._h11.trailing_data[0]
+        ):
+            # Closed in the middle of a well-begun head: cut short, not malformed.
+            return NetworkError(f"{where}: the server closed the connection mid-headers")
+        if "Transfer-Encoding" in text:
+            return EncodingError(f"{where}: {text}")
+        return ParsingError(f"{where}: malformed response: {text}")
+
+    def __repr__(self) -> str:
+        return (
+            f"<HTTP1Connection {self.label} ours={self._h11.our_state} "
+            f"theirs={self._h11.their_state}>"
+        )
+
+
+def _head_size(head: h11.Response | h11.InformationalResponse) -> int:
+    """The size of a response head on the wire (a lower bound: h11 strips spaces)."""
+    size = 17 + len(head.reason)  # "HTTP/1.1 200 " + reason + CRLF + final CRLF
+    for name, value in head.headers.raw_items():
+        size += len(name) + len(value) + 4
+    return size
+
+
+def _http_prefix(data: bytes) -> bool:
+    """Whether ``data`` begins like an HTTP response (a head cut short, not garbage)."""
+    start = data.lstrip(b"\r\n")[:5]
+    return bool(start) and b"HTTP/".startswith(start)

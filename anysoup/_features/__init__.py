@@ -1,0 +1,1 @@
+"""Session features: the base class and one module or package per feature (see only the model)."""

@@ -1,0 +1,1 @@
+"""Authentication: the AuthManager feature and the schemes it drives."""

@@ -1,0 +1,1 @@
+"""Content decoding: the ContentDecoder feature and the codings it stacks."""

@@ -1,0 +1,1 @@
+"""HTTP Strict Transport Security: the HSTSEnforcer feature and its policies."""

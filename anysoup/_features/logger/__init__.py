@@ -1,0 +1,1 @@
+"""The Logger feature and the lines it prints."""

@@ -1,0 +1,1 @@
+"""Content sniffing (WHATWG MIME Sniffing): the ContentSniffer feature and its tables."""

@@ -1,0 +1,1 @@
+"""WebSocket extensions offered by a session: the manager feature and permessage-deflate."""

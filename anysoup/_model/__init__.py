@@ -1,0 +1,1 @@
+"""The model: messages, headers, bodies, URIs, enums, errors, signals (below everything)."""

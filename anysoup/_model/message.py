@@ -1,0 +1,504 @@
+"""``Message``: one HTTP request and, once sent, its response."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from yarl import URL
+
+from .body import RequestBody, RequestBodySource
+from .enums import HTTPVersion, MessageFlags, MessagePriority, TlsCertificateFlags
+from .headers import MessageHeaders
+from .signals import Signal, SignalDescriptor
+from .uri import parse_uri
+
+if TYPE_CHECKING:
+    from .addresses import ProxyURI, RemoteAddress
+    from .certificate import TlsCertificate
+    from .multipart import Multipart
+
+__all__ = ["Message", "MessageMetrics"]
+
+#: A method is a token (RFC 9110 §9.1, §5.6.2).
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_COMMON_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+
+#: An already encoded query (RFC 3986 §3.4, with well-formed percent-escapes).
+_QUERY_RE = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
+
+
+@dataclass
+class MessageMetrics:
+    """Timings and sizes of one message, filled when ``COLLECT_METRICS`` is set.
+
+    Times are :func:`time.monotonic` seconds, 0.0 when the step did not
+    happen (no DNS lookup or connect for a reused connection). Sizes are in
+    bytes; body sizes are counted before any content decoding.
+    """
+
+    #: When the message was queued.
+    fetch_start: float = 0.0
+    #: When the host name lookup began.
+    dns_start: float = 0.0
+    #: When the host name lookup ended.
+    dns_end: float = 0.0
+    #: When the TCP connect began.
+    connect_start: float = 0.0
+    #: When the connection (TLS included) was ready.
+    connect_end: float = 0.0
+    #: When the TLS handshake began.
+    tls_start: float = 0.0
+    #: When the request began to be written.
+    request_start: float = 0.0
+    #: When the first byte of the response arrived.
+    response_start: float = 0.0
+    #: When the response was complete.
+    response_end: float = 0.0
+    #: Bytes of request line and headers written.
+    request_header_bytes_sent: int = 0
+    #: Bytes of request body (before transfer coding).
+    request_body_size: int = 0
+    #: Bytes of request body written, framing included.
+    request_body_bytes_sent: int = 0
+    #: Bytes of status line and headers received.
+    response_header_bytes_received: int = 0
+    #: Bytes of response body received (without chunk framing).
+    response_body_size: int = 0
+    #: Bytes of response body received.
+    response_body_bytes_received: int = 0
+
+
+class Message:
+    """An HTTP request and its response, sent with :meth:`anysoup.Session.send`.
+
+    Args:
+        method: The request method, e.g. ``"GET"``.
+        uri: An absolute http(s) or ws(s) URI, as a string or :class:`yarl.URL`.
+        headers: Request headers: a mapping or an iterable of pairs (copied).
+        body: The request body: bytes, an (async) iterable of bytes or an
+            anyio byte stream. Bytes are sent with ``Content-Length``; other
+            bodies with chunked transfer coding.
+
+    Raises:
+        ValueError: ``method`` or ``uri`` is not valid.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_auth_state",
+        "_body",
+        "_connection_owner",
+        "_disabled",
+        "_options_ping",
+        "_proxy",
+        "_queued",
+        "_restarts",
+        "_signals",
+        "_switched",
+        "_tls_client_certificate",
+        "_tls_strict",
+        "first_party",
+        "flags",
+        "force_http1",
+        "http_version",
+        "is_top_level_navigation",
+        "method",
+        "metrics",
+        "priority",
+        "reason_phrase",
+        "remote_address",
+        "request_headers",
+        "response_body",
+        "response_headers",
+        "site_for_cookies",
+        "status",
+        "tls_ciphersuite_name",
+        "tls_peer_certificate",
+        "tls_peer_certificate_errors",
+        "tls_protocol_version",
+        "uri",
+    )
+
+    starting: SignalDescriptor[Message] = SignalDescriptor(
+        "``(msg)``: the request is about to be written on a connection."
+    )
+    wrote_headers: SignalDescriptor[Message] = SignalDescriptor(
+        "``(msg)``: the request line and headers were written."
+    )
+    wrote_body_data: SignalDescriptor[Message] = SignalDescriptor(
+        "``(msg, chunk)``: a piece of the request body was written."
+    )
+    wrote_body: SignalDescriptor[Message] = SignalDescriptor(
+        "``(msg)``: the whole request body was written."
+    )
+    got_informational: SignalDescriptor[Message] = SignalDescriptor(
+        "``(msg)``: a 1xx response arrived; ``msg.status`` and headers show it."
+    )
+    got_headers: SignalDescriptor[Message] = SignalDescriptor(
+        "``(msg)``: the final response's headers arrived."
+    )
+    got_body_data: SignalDescriptor[Message] = SignalDescriptor(
+        "``(msg, chunk)``: a piece of the response body was read."
+    )
+    got_body: SignalDescriptor[Message] = SignalDescriptor(
+        "``(msg)``: the whole response body was read."
+    )
+    restarted: SignalDescriptor[Message] = SignalDescriptor(
+        "``(msg)``: the message is about to be sent again (redirect, auth, retry)."
+    )
+    finished: SignalDescriptor[Message] = SignalDescriptor(
+        "``(msg)``: the exchange is over, by reading or closing the body."
+    )
+    network_event: SignalDescriptor[Message] = SignalDescriptor(
+        "``(msg, event, connection)``: a step of making the message's new connection "
+        "(:class:`anysoup.NetworkEvent`), reported when the message gets the connection."
+    )
+    authenticate: SignalDescriptor[Message] = SignalDescriptor(
+        "``(msg, auth, retrying) -> bool``: credentials are needed."
+    )
+    accept_certificate: SignalDescriptor[Message] = SignalDescriptor(
+        "``(msg, cert, errors) -> bool``: the server's certificate (a "
+        ":class:`anysoup.TlsCertificate`) failed validation for the reasons in ``errors`` "
+        "(:class:`anysoup.TlsCertificateFlags`); return True to use the connection anyway. "
+        "Asked of every message that uses such a connection."
+    )
+    request_certificate: SignalDescriptor[Message] = SignalDescriptor(
+        "``(msg) -> bool``: the server demands a client certificate and none was given; "
+        "call :meth:`set_tls_client_certificate` and return True to send the request "
+        "again on a connection that presents it."
+    )
+    content_sniffed: SignalDescriptor[Message] = SignalDescriptor(
+        "``(msg, content_type, params)``: the content type was sniffed."
+    )
+    hsts_enforced: SignalDescriptor[Message] = SignalDescriptor(
+        "``(msg)``: the URI was upgraded to https by HSTS."
+    )
+
+    def __init__(
+        self,
+        method: str,
+        uri: str | URL,
+        *,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        body: RequestBodySource | None = None,
+    ) -> None:
+        if method not in _COMMON_METHODS and (
+            not isinstance(method, str) or _TOKEN_RE.fullmatch(method) is None
+        ):
+            raise ValueError(f"method: {method!r} is not an HTTP method")
+        #: The request method.
+        self.method = method
+        #: The request URI (after redirects: the last one).
+        self.uri: URL = parse_uri(uri)
+        #: Request headers.
+        self.request_headers = MessageHeaders(headers) if headers else MessageHeaders()
+        #: Response headers (empty until the response arrives).
+        self.response_headers = MessageHeaders()
+        #: The response status code; 0 until a response arrives.
+        self.status = 0
+        #: The response's reason phrase.
+        self.reason_phrase = ""
+        #: The HTTP version of the response.
+        self.http_version = HTTPVersion.HTTP_1_1
+        #: :class:`anysoup.MessageFlags` changing how the message is sent.
+        self.flags = MessageFlags.NONE
+        #: The message's place in the connection queue.
+        self.priority = MessagePriority.NORMAL
+        #: The URI of the top-level document (for cookie policies).
+        self.first_party: URL | None = None
+        #: The URI whose cookies are "same-site" for this request.
+        self.site_for_cookies: URL | None = None
+        #: Whether the request is a top-level navigation (for SameSite cookies).
+        self.is_top_level_navigation = False
+        #: Use HTTP/1 even where a newer version is possible (libsoup's
+        #: ``force_http1``); anysoup speaks HTTP/1.1 only so far, so it changes
+        #: nothing yet.
+        self.force_http1 = False
+        #: The address of the peer the response came from.
+        self.remote_address: RemoteAddress | None = None
+        #: The server's TLS certificate (https only), on new and reused connections.
+        self.tls_peer_certificate: TlsCertificate | None = None
+        #: Why the server's certificate failed validation: set when a handler
+        #: of ``accept_certificate`` accepted it, or on the :class:`TlsError`.
+        self.tls_peer_certificate_errors = TlsCertificateFlags.NO_FLAGS
+        #: The negotiated TLS version, e.g. ``"TLSv1.3"``.
+        self.tls_protocol_version: str | None = None
+        #: The negotiated cipher suite.
+        self.tls_ciphersuite_name: str | None = None
+        #: Timings and sizes, when ``COLLECT_METRICS`` is set.
+        self.metrics: MessageMetrics | None = None
+        #: The response body when the session read it for you: the answer to a
+        #: WebSocket handshake that was not 101. None otherwise (bodies are
+        #: streams: see :meth:`anysoup.Session.send`).
+        self.response_body: bytes | None = None
+        self._body = RequestBody.make(body) if body is not None else None
+        self._disabled: set[type] | None = None
+        self._signals: dict[str, Signal] | None = None
+        self._tls_client_certificate: TlsCertificate | None = None
+        # Set by HSTS for a host with a policy: no accept_certificate override.
+        self._tls_strict = False
+        # The 101 answer's connection, until websocket_connect takes it (a _core._Switched).
+        self._switched: Any = None
+        self._queued = False
+        self._options_ping = False
+        self._restarts = 0
+        # The auth manager's bookkeeping for this message (its auths, what it set).
+        self._auth_state: object = None
+        # Set by connection-based auth (NTLM, Negotiate): connections made for
+        # this credential serve only messages that present the same one.
+        self._connection_owner: Hashable | None = None
+        # The proxy of the latest exchange (None: direct), set by the core: a
+        # 407 came from it, and the Proxy-Authorization answering it is its alone.
+        self._proxy: ProxyURI | None = None
+
+    # -- constructors (libsoup's names) --------------------------------------
+
+    @classmethod
+    def new(cls, method: str, uri_string: str) -> Message:
+        """A message for ``method`` and ``uri_string`` (``soup_message_new``)."""
+        return cls(method, uri_string)
+
+    @classmethod
+    def new_from_uri(cls, method: str, uri: URL | str) -> Message:
+        """A message for ``method`` and a :class:`yarl.URL`."""
+        return cls(method, uri)
+
+    @classmethod
+    def new_from_encoded_form(cls, method: str, uri: str | URL, encoded_form: str) -> Message:
+        """A form submission: ``GET``/``HEAD`` put the form in the query, others in the body."""
+        if method in ("GET", "HEAD"):
+            url = parse_uri(uri).with_query(None)  # the form replaces any query (libsoup)
+            if encoded_form:
+                # The form is already encoded: keep it as it is (yarl's with_query
+                # would encode its "%" a second time). Anything not allowed in a
+                # query is still percent-encoded by yarl.
+                fragment = f"#{url.raw_fragment}" if url.raw_fragment else ""
+                raw = f"{url.with_query(None).with_fragment(None)}?{encoded_form}{fragment}"
+                url = URL(raw, encoded=_QUERY_RE.fullmatch(encoded_form) is not None)
+            return cls(method, url)
+        msg = cls(method, uri)
+        msg.set_request_body_from_bytes(
+            "application/x-www-form-urlencoded", encoded_form.encode("ascii")
+        )
+        return msg
+
+    @classmethod
+    def new_from_form(cls, method: str, uri: str | URL, form: Mapping[str, str]) -> Message:
+        """Like :meth:`new_from_encoded_form` with the form given as a mapping."""
+        return cls.new_from_encoded_form(method, uri, urlencode(form))
+
+    @classmethod
+    def new_from_multipart(cls, uri: str | URL, multipart: Multipart) -> Message:
+        """A ``POST`` of ``multipart``'s encoded body (``soup_message_new_from_multipart``).
+
+        The body is encoded once, as bytes, so it can be sent again after a
+        redirect or an authentication challenge; ``Content-Type`` carries the
+        boundary. Later changes to ``multipart`` do not reach the message.
+        """
+        msg = cls("POST", uri)
+        msg.set_request_body_from_bytes(None, multipart.to_message(msg.request_headers))
+        return msg
+
+    @classmethod
+    def new_options_ping(cls, base_uri: str | URL) -> Message:
+        """An ``OPTIONS *`` request to ``base_uri``'s server (a cheap liveness check)."""
+        msg = cls("OPTIONS", base_uri)
+        msg._options_ping = True
+        return msg
+
+    # -- request body --------------------------------------------------------
+
+    def set_request_body(
+        self,
+        content_type: str | None,
+        body: RequestBodySource | None,
+        length: int | None = None,
+    ) -> None:
+        """Set the request body and, if given, its ``Content-Type``.
+
+        Args:
+            content_type: The ``Content-Type`` header, or None to leave it alone.
+            body: Bytes, an (async) iterable of bytes or an anyio byte stream;
+                None removes the body.
+            length: The body's length if known and not bytes; it is then sent
+                with ``Content-Length`` instead of chunked.
+        """
+        if content_type is not None:
+            self.request_headers.replace("Content-Type", content_type)
+        self._body = RequestBody.make(body, length) if body is not None else None
+
+    def set_request_body_from_bytes(self, content_type: str | None, data: bytes | None) -> None:
+        """Set the request body from bytes (None removes it)."""
+        self.set_request_body(content_type, data)
+
+    @property
+    def request_body(self) -> RequestBody | None:
+        """The request body, or None."""
+        return self._body
+
+    # -- features ------------------------------------------------------------
+
+    def disable_feature(self, feature_type: type) -> None:
+        """Don't use features of ``feature_type`` (or its subclasses) for this message."""
+        if self._disabled is None:
+            self._disabled = set()
+        self._disabled.add(feature_type)
+
+    def is_feature_disabled(self, feature_type: type) -> bool:
+        """Whether features of ``feature_type`` are disabled for this message."""
+        disabled = self._disabled
+        if not disabled:
+            return False
+        return any(issubclass(feature_type, d) for d in disabled)
+
+    # -- flags ---------------------------------------------------------------
+
+    def add_flags(self, flags: MessageFlags) -> None:
+        """Set ``flags`` in addition to those already set."""
+        self.flags |= flags
+
+    def remove_flags(self, flags: MessageFlags) -> None:
+        """Clear ``flags``."""
+        self.flags &= ~flags
+
+    def query_flags(self, flags: MessageFlags) -> bool:
+        """Whether all of ``flags`` are set."""
+        return (self.flags & flags) == flags
+
+    def get_flags(self) -> MessageFlags:
+        """The message's flags (alias of :attr:`flags`)."""
+        return self.flags
+
+    def set_flags(self, flags: MessageFlags) -> None:
+        """Replace the message's flags."""
+        self.flags = flags
+
+    # -- libsoup getters and setters ----------------------------------------
+
+    def get_method(self) -> str:
+        """Alias of :attr:`method`."""
+        return self.method
+
+    def set_method(self, method: str) -> None:
+        """Set :attr:`method`."""
+        self.method = method
+
+    def get_uri(self) -> URL:
+        """Alias of :attr:`uri`."""
+        return self.uri
+
+    def set_uri(self, uri: str | URL) -> None:
+        """Set :attr:`uri` (validated like the constructor's)."""
+        self.uri = parse_uri(uri)
+
+    def get_status(self) -> int:
+        """Alias of :attr:`status`."""
+        return self.status
+
+    def get_reason_phrase(self) -> str:
+        """Alias of :attr:`reason_phrase`."""
+        return self.reason_phrase
+
+    def get_http_version(self) -> HTTPVersion:
+        """Alias of :attr:`http_version`."""
+        return self.http_version
+
+    def get_priority(self) -> MessagePriority:
+        """Alias of :attr:`priority`."""
+        return self.priority
+
+    def set_priority(self, priority: MessagePriority) -> None:
+        """Set :attr:`priority`."""
+        self.priority = priority
+
+    def get_request_headers(self) -> MessageHeaders:
+        """Alias of :attr:`request_headers`."""
+        return self.request_headers
+
+    def get_response_headers(self) -> MessageHeaders:
+        """Alias of :attr:`response_headers`."""
+        return self.response_headers
+
+    def get_remote_address(self) -> RemoteAddress | None:
+        """Alias of :attr:`remote_address`."""
+        return self.remote_address
+
+    def get_metrics(self) -> MessageMetrics | None:
+        """Alias of :attr:`metrics`."""
+        return self.metrics
+
+    def get_first_party(self) -> URL | None:
+        """Alias of :attr:`first_party`."""
+        return self.first_party
+
+    def set_first_party(self, uri: str | URL | None) -> None:
+        """Set :attr:`first_party`."""
+        self.first_party = parse_uri(uri, what="first_party") if uri is not None else None
+
+    def get_site_for_cookies(self) -> URL | None:
+        """Alias of :attr:`site_for_cookies`."""
+        return self.site_for_cookies
+
+    def set_site_for_cookies(self, uri: str | URL | None) -> None:
+        """Set :attr:`site_for_cookies`."""
+        self.site_for_cookies = (
+            parse_uri(uri, what="site_for_cookies") if uri is not None else None
+        )
+
+    @property
+    def tls_client_certificate(self) -> TlsCertificate | None:
+        """The client certificate set for this message, if any."""
+        return self._tls_client_certificate
+
+    def set_tls_client_certificate(self, certificate: TlsCertificate | None) -> None:
+        """Present ``certificate`` (with its private key) to servers that ask for one.
+
+        It takes precedence over the session's ``tls_interaction``. Connections
+        made with it serve only messages that present the same certificate.
+
+        Raises:
+            ValueError: ``certificate`` has no private key.
+        """
+        if certificate is not None and not certificate.has_private_key:
+            raise ValueError("tls client certificate: the certificate needs its private key")
+        self._tls_client_certificate = certificate
+
+    def get_tls_peer_certificate(self) -> TlsCertificate | None:
+        """Alias of :attr:`tls_peer_certificate`."""
+        return self.tls_peer_certificate
+
+    def get_tls_peer_certificate_errors(self) -> TlsCertificateFlags:
+        """Alias of :attr:`tls_peer_certificate_errors`."""
+        return self.tls_peer_certificate_errors
+
+    def get_tls_protocol_version(self) -> str | None:
+        """Alias of :attr:`tls_protocol_version`."""
+        return self.tls_protocol_version
+
+    def get_tls_ciphersuite_name(self) -> str | None:
+        """Alias of :attr:`tls_ciphersuite_name`."""
+        return self.tls_ciphersuite_name
+
+    def get_is_top_level_navigation(self) -> bool:
+        """Alias of :attr:`is_top_level_navigation`."""
+        return self.is_top_level_navigation
+
+    def set_is_top_level_navigation(self, value: bool) -> None:
+        """Set :attr:`is_top_level_navigation`."""
+        self.is_top_level_navigation = value
+
+    def get_force_http1(self) -> bool:
+        """Alias of :attr:`force_http1`."""
+        return self.force_http1
+
+    def set_force_http1(self, value: bool) -> None:
+        """Set :attr:`force_http1`."""
+        self.force_http1 = value
+
+    def __repr__(self) -> str:
+        status = f" {self.status} {self.reason_phrase}".rstrip() if self.status else ""
+        return f"<anysoup.Message {self.method} {str(self.uri)!r}{status}>"

@@ -1,0 +1,1 @@
+"""The connection pool: its synchronous bookkeeping and the connection tasks."""

@@ -1,0 +1,1 @@
+"""The Session: properties, the feature chain, the core send coroutine, websocket_connect."""
