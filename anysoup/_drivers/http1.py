@@ -69,7 +69,17 @@ class HTTP1Connection:
         label: ``host:port``, for error messages.
     """
 
-    __slots__ = ("_h11", "_head_bytes", "_owner", "_stream", "label", "received_any", "timeout")
+    __slots__ = (
+        "_ambiguous",
+        "_h11",
+        "_head_bytes",
+        "_owner",
+        "_stream",
+        "label",
+        "not_reused",
+        "received_any",
+        "timeout",
+    )
 
     def __init__(self, stream: ByteStream, owner: ConnectionOwner, label: str) -> None:
         self._stream = stream
@@ -82,6 +92,10 @@ class HTTP1Connection:
         self.received_any = False
         # Bytes read since the request started (bounds the header check's work).
         self._head_bytes = 0
+        # The response framed its body two ways (RFC 9112 §6.3).
+        self._ambiguous = False
+        #: Why :meth:`finish` refused a connection both sides meant to keep, or None.
+        self.not_reused: str | None = None
 
     # -- writing -------------------------------------------------------------
 
@@ -89,6 +103,8 @@ class HTTP1Connection:
         """Start an exchange; return the request line and headers to write."""
         self.received_any = False
         self._head_bytes = 0
+        self._ambiguous = False
+        self.not_reused = None
         try:
             return self._h11.send(h11.Request(method=method, target=target, headers=headers))
         except h11.LocalProtocolError as exc:
@@ -156,6 +172,8 @@ class HTTP1Connection:
                         f"reading response headers from {self.label}: the header block is "
                         f"larger than {MAX_HEADER_BLOCK // 1024} KiB"
                     )
+                if type(event) is _Response and _framed_twice(event):
+                    self._ambiguous = True
                 return event
             raise ParsingError(f"reading response headers from {self.label}: unexpected {event!r}")
 
@@ -200,12 +218,31 @@ class HTTP1Connection:
         return bytes(data)
 
     def finish(self) -> bool:
-        """End the exchange; return whether the connection can carry another."""
+        """End the exchange; return whether the connection can carry another.
+
+        Only at a clean message boundary (DESIGN §4 invariant 3): both sides
+        done, and nothing of the server's read or buffered beyond the end of
+        the response. Bytes there would be taken for the answer to the next
+        request (response desync), so they close the connection, as does a
+        response framed two ways (RFC 9112 §6.3: "ought to be handled as an
+        error"; its body was read by Transfer-Encoding, which overrides).
+        Either reason is kept in :attr:`not_reused`.
+        """
         conn = self._h11
-        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
-            conn.start_next_cycle()
-            return True
-        return False
+        if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+            return False
+        extra = len(conn.trailing_data[0])
+        pending = _tls_pending(self._stream)
+        if extra or pending:
+            extra += max(pending, 0)
+            size = f"{extra} bytes" if extra else "bytes"
+            self.not_reused = f"{size} past the end of the response"
+            return False
+        if self._ambiguous:
+            self.not_reused = "the response had both Content-Length and Transfer-Encoding"
+            return False
+        conn.start_next_cycle()
+        return True
 
     # -- errors --------------------------------------------------------------
 
@@ -262,6 +299,29 @@ def _head_size(head: h11.Response | h11.InformationalResponse) -> int:
     for name, value in head.headers.raw_items():
         size += len(name) + len(value) + 4
     return size
+
+
+def _framed_twice(head: h11.Response) -> bool:
+    """Whether a response carries both Content-Length and Transfer-Encoding."""
+    names = {name for name, _value in head.headers}
+    return b"content-length" in names and b"transfer-encoding" in names
+
+
+def _tls_pending(stream: object) -> int:
+    """Bytes the TLS layer holds that were never read (-1: some, still encrypted).
+
+    Looking at the socket can't see them: the TLS stream may have read past the
+    response into its own buffers. anyio's ``TLSStream`` keeps an ``ssl``
+    ``SSLObject`` and its incoming ``MemoryBIO``; anything else holds nothing.
+    """
+    ssl_object = getattr(stream, "_ssl_object", None)
+    if not isinstance(ssl_object, ssl.SSLObject):
+        return 0
+    decrypted = ssl_object.pending()
+    if decrypted:
+        return decrypted
+    incoming = getattr(stream, "_read_bio", None)
+    return -1 if isinstance(incoming, ssl.MemoryBIO) and incoming.pending else 0
 
 
 def _http_prefix(data: bytes) -> bool:

@@ -91,6 +91,7 @@ class Message:
         "__weakref__",
         "_auth_state",
         "_body",
+        "_connection_note",
         "_connection_owner",
         "_disabled",
         "_options_ping",
@@ -254,6 +255,9 @@ class Message:
         # The proxy of the latest exchange (None: direct), set by the core: a
         # 407 came from it, and the Proxy-Authorization answering it is its alone.
         self._proxy: ProxyURI | None = None
+        # Why the core closed the latest exchange's connection that could have
+        # been kept (bytes past the response...), for the Logger; or None.
+        self._connection_note: str | None = None
 
     # -- constructors (libsoup's names) --------------------------------------
 

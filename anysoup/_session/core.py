@@ -36,6 +36,7 @@ from .._transport.proxy_connect import ProxyRefused
 from .._transport.tls import describe_flags
 
 if TYPE_CHECKING:
+    from .._drivers.http1 import HTTP1Connection
     from .._model.message import Message, MessageMetrics
     from .._pool.pool import Connection, Pool
 
@@ -276,6 +277,7 @@ async def _exchange(
         await _emit(msg, "starting")
     msg.remote_address = conn.peer
     msg._proxy = conn.plan.proxy
+    msg._connection_note = None
     if conn.tls_version is not None:
         msg.tls_protocol_version = conn.tls_version
         msg.tls_ciphersuite_name = conn.tls_cipher
@@ -466,7 +468,7 @@ class _Exchange:
         msg = self._msg
         if chunk is None:
             self._conn = None
-            self._pool.release(conn, reusable=http.finish())
+            self._pool.release(conn, reusable=self._finish(http))
             if msg.metrics is not None:
                 msg.metrics.response_end = time.monotonic()
                 msg.metrics.response_body_size = self._received
@@ -503,6 +505,15 @@ class _Exchange:
         if self._msg._signals:
             await _emit(self._msg, "finished")
 
+    def _finish(self, http: HTTP1Connection) -> bool:
+        """End the exchange at the body's end; say why a connection was not kept."""
+        reusable = http.finish()
+        if http.not_reused is not None:
+            self._msg._connection_note = (
+                f"connection to {http.label} not reused: {http.not_reused}"
+            )
+        return reusable
+
     async def _drain(self, conn: Connection) -> bool:
         """Read a bounded rest of the body so the connection can be reused."""
         http = conn.http
@@ -513,7 +524,7 @@ class _Exchange:
                 while left > 0:
                     chunk = await http.receive_chunk()
                     if chunk is None:
-                        return http.finish()
+                        return self._finish(http)
                     left -= len(chunk)
             except Error:
                 return False

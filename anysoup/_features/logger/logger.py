@@ -253,9 +253,11 @@ class Logger(SessionFeature):
         head = self._response_head(msg, level)
         if level < BODY:
             self._print([*head, SEPARATOR], level)
-            return
-        body = BodyText(self._max_body_size, msg.response_headers)
-        stream._filter(lambda source: _ResponseBodyLog(source, self, head, body))
+            head = []
+            body = None
+        else:
+            body = BodyText(self._max_body_size, msg.response_headers)
+        stream._filter(lambda source: _ResponseBodyLog(source, self, msg, head, body, level))
 
     def _response_level(self, msg: Message) -> LoggerLogLevel:
         response_filter = self._response_filter
@@ -469,17 +471,30 @@ class _Attempt:
 
 
 class _ResponseBodyLog:
-    """A body source filter: collects the bytes read, prints the response block at the end."""
+    """A body source filter: at the end of the body, what the response block still owes.
 
-    __slots__ = ("_body", "_head", "_logger", "_source")
+    At BODY level it collects the bytes read and prints the whole block; at
+    every level it adds a note when the connection was not kept for the next
+    request for a reason the program should know (bytes past the response).
+    """
+
+    __slots__ = ("_body", "_head", "_level", "_logger", "_msg", "_source")
 
     def __init__(
-        self, source: BodySource, logger: Logger, head: list[Line], body: BodyText
+        self,
+        source: BodySource,
+        logger: Logger,
+        msg: Message,
+        head: list[Line],
+        body: BodyText | None,
+        level: LoggerLogLevel,
     ) -> None:
         self._source = source
         self._logger = logger
+        self._msg = msg
         self._head: list[Line] | None = head
         self._body = body
+        self._level = level
 
     async def receive_chunk(self) -> bytes | None:
         try:
@@ -489,7 +504,7 @@ class _ResponseBodyLog:
             raise
         if chunk is None:
             self._finish(None)
-        else:
+        elif self._body is not None:
             self._body.feed(chunk)
         return chunk
 
@@ -497,22 +512,31 @@ class _ResponseBodyLog:
         try:
             await self._source.close(drain=drain)
         finally:
-            self._finish(f"closed before the end, {self._body.size} bytes read")
+            self._finish(f"closed before the end, {self._size} bytes read")
 
     def discard(self) -> None:
         self._source.discard()
-        self._finish(f"never closed, {self._body.size} bytes read")
+        self._finish(f"never closed, {self._size} bytes read")
+
+    @property
+    def _size(self) -> int:
+        return self._body.size if self._body is not None else 0
 
     def _finish(self, note: str | None) -> None:
         head, self._head = self._head, None
         if head is None:
             return
-        lines = head + self._body.lines("<", complete=note is None)
-        if note is not None:
-            if not self._body.size:
-                lines.append((BODY, "<", ""))
-            lines.append((BODY, "<", f"[{note}]"))
-        self._logger._print([*lines, SEPARATOR], BODY)
+        body = self._body
+        if body is not None:
+            lines = head + body.lines("<", complete=note is None)
+            if note is not None:
+                if not body.size:
+                    lines.append((BODY, "<", ""))
+                lines.append((BODY, "<", f"[{note}]"))
+            self._logger._print([*lines, SEPARATOR], BODY)
+        connection_note = self._msg._connection_note
+        if connection_note is not None:
+            self._logger._print(self._logger._note(self._msg, connection_note), self._level)
 
 
 def _level(what: str, value: object) -> LoggerLogLevel:
