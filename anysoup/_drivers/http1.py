@@ -105,8 +105,13 @@ class HTTP1Connection:
         self._head_bytes = 0
         self._ambiguous = False
         self.not_reused = None
+        fields: list[tuple[str, str]] | list[tuple[bytes, bytes]] = headers
+        if not all(value.isascii() for _name, value in headers):
+            # h11 encodes str as ASCII; values are octets (RFC 9110 §5.5), one
+            # character per byte, which MessageHeaders checked when they were set.
+            fields = [(n.encode("ascii"), v.encode("latin-1")) for n, v in headers]
         try:
-            return self._h11.send(h11.Request(method=method, target=target, headers=headers))
+            return self._h11.send(h11.Request(method=method, target=target, headers=fields))
         except h11.LocalProtocolError as exc:
             if self._h11.our_state is h11.IDLE:
                 # Bad header names or values from the caller, not an h11 misuse.
@@ -115,11 +120,33 @@ class HTTP1Connection:
 
     def body_data(self, data: bytes) -> bytes:
         """Frame a piece of request body."""
-        return self._h11.send(h11.Data(data=data))
+        try:
+            return self._h11.send(h11.Data(data=data))
+        except h11.LocalProtocolError as exc:
+            raise self._body_lied(exc) from None
 
     def end_of_body(self) -> bytes:
         """Frame the end of the request body."""
-        return self._h11.send(h11.EndOfMessage())
+        try:
+            return self._h11.send(h11.EndOfMessage())
+        except h11.LocalProtocolError as exc:
+            raise self._body_lied(exc) from None
+
+    def _body_lied(self, exc: h11.LocalProtocolError) -> Error:
+        """A body whose declared length (``set_request_body(length=…)``) was not its size.
+
+        Only the program's stream can cause this (h11 counts the bytes against
+        ``Content-Length``): the request can't be completed, and the caller
+        closes the connection. Any other h11 refusal is an anysoup bug.
+        """
+        text = str(exc)
+        if "declared Content-Length" not in text:
+            raise exc
+        size = "more" if text.startswith("Too much") else "fewer"
+        return Error(
+            f"writing request body to {self.label}: the body gave {size} bytes than the "
+            "length declared for it (Content-Length)"
+        )
 
     async def write(self, data: bytes, phase: str) -> None:
         """Write ``data``; ``phase`` names what is written in errors."""

@@ -246,8 +246,10 @@ def _wire_headers(msg: Message, plan: ConnectPlan) -> list[tuple[str, str]]:
         else:
             request_headers.remove("Content-Length")
             request_headers.replace("Transfer-Encoding", "chunked")
-    elif msg.method in _BODY_METHODS and "Content-Length" not in request_headers:
-        request_headers.set_content_length(0)
+    else:
+        chunked = _check_bodyless_framing(request_headers, authority)
+        if msg.method in _BODY_METHODS and not chunked and "Content-Length" not in request_headers:
+            request_headers.set_content_length(0)
     if plan.proxy is not None and not plan.tunnel:
         value = _own_proxy_authorization(msg, plan.proxy) or plan.proxy_authorization
         pairs = [(n, v) for n, v in request_headers if n.lower() != "proxy-authorization"]
@@ -262,6 +264,30 @@ def _wire_headers(msg: Message, plan: ConnectPlan) -> list[tuple[str, str]]:
     if "Host" not in request_headers:
         pairs.insert(0, ("Host", authority))
     return pairs
+
+
+def _check_bodyless_framing(headers: MessageHeaders, authority: str) -> bool:
+    """Check the framing a program set on a message without a body; True if chunked.
+
+    Checked before a connection is asked for, so no byte goes out: a
+    ``Content-Length`` other than 0 with nothing to send would leave the
+    server waiting (h11 refuses it only when the body ends), and both
+    headers at once are forbidden (RFC 9112 §6.2). A program's
+    ``Transfer-Encoding: chunked`` alone is honoured: an empty chunked body.
+    """
+    lengths = headers.get_all("Content-Length")
+    chunked = "Transfer-Encoding" in headers
+    if chunked and lengths:
+        raise ValueError(
+            f"request to {authority}: Content-Length and Transfer-Encoding are both set; "
+            "a request has one framing (RFC 9112 §6.2)"
+        )
+    for value in lengths:
+        if value.strip() != "0":
+            raise ValueError(
+                f"request to {authority}: Content-Length: {value} but the message has no body"
+            )
+    return chunked
 
 
 async def _exchange(
