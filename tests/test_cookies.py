@@ -282,8 +282,11 @@ def test_path_match(request_path: str, cookie_path: str, matches: bool) -> None:
         ("http://www.example.com/", "a=b; Domain=example.com", ".example.com"),
         ("http://www.example.com/", "a=b; Domain=.example.com", ".example.com"),
         ("http://www.example.com/", "a=b; Domain=EXAMPLE.com", ".example.com"),
-        ("http://www.example.com/", "a=b; Domain=example.com.", ".example.com"),
-        ("http://WWW.EXAMPLE.COM./", "a=b; Domain=Example.Com.", ".example.com"),
+        # RFC 6265bis §5.6.3 strips a leading dot only; §5.7 then refuses these.
+        ("http://www.example.com/", "a=b; Domain=example.com.", None),
+        ("http://WWW.EXAMPLE.COM./", "a=b; Domain=Example.Com.", None),
+        ("http://home.example.org/", "a=b; Domain=home.example.org.", None),
+        ("http://home.example.org./", "a=b; Domain=home.example.org.", None),
         ("http://www.example.com/", "a=b; Domain=www.example.com", ".www.example.com"),
         ("http://www.example.com/", "a=b; Domain=", "www.example.com"),  # empty: ignored
         ("http://www.example.com/", "a=b; Domain=other.com", None),

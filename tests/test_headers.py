@@ -296,8 +296,9 @@ def test_iteration_yields_pairs_in_order() -> None:
         ([("Connection", 'x;p="a, close", keep-alive')], "Connection", "close", False),
         ([("Connection", 'x;p="a, \\" close", keep-alive')], "Connection", "keep-alive", True),
         ([("Connection", 'x;p="a, \\" close", keep-alive')], "Connection", "close", False),
-        # ASCII case folding only: KELVIN SIGN is not "k"
-        ([("Connection", "\u212aeep-alive")], "Connection", "keep-alive", False),
+        # ASCII case folding only: KELVIN SIGN is not "k" (values are octets,
+        # so the sign can only be in what is looked for)
+        ([("Connection", "keep-alive")], "Connection", "\u212aeep-alive", False),
     ],
 )
 def test_header_contains(
@@ -316,7 +317,7 @@ def test_header_contains(
         ([("Upgrade", "h2c"), ("Upgrade", "websocket")], "websocket", False),
         ([], "websocket", False),
         ([("Upgrade", "")], "", True),
-        ([("Upgrade", "\u212a")], "k", False),
+        ([("Upgrade", "k")], "\u212a", False),
     ],
 )
 def test_header_equals(lines: list[tuple[str, str]], value: str, expected: bool) -> None:

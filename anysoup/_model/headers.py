@@ -49,8 +49,11 @@ _VALID_NAMES: set[str] = set()
 _VALID_NAMES_MAX = 1024
 
 
-def _check(name: str, value: str) -> tuple[str, str]:
+def _check(name: str, value: str, *, octets: bool = True) -> tuple[str, str]:
     """Validate one header line and return it with the value trimmed.
+
+    ``octets=False`` is for the part headers of a multipart body, which are
+    UTF-8 (RFC 7578 §5.1.1) rather than one octet per character.
 
     Raises:
         TypeError: ``name`` or ``value`` is not a ``str``.
@@ -75,8 +78,29 @@ def _check(name: str, value: str) -> tuple[str, str]:
             f"invalid value for header {name!r}: control characters (CR, LF, NUL, ...) "
             "are not allowed in header values"
         )
+    if octets and not str.isascii(value):
+        _check_octets(name, value)
     # RFC 9110 §5.5: leading and trailing whitespace is not part of the value.
     return name, str.strip(value, _OWS)
+
+
+def _check_octets(name: str, value: str) -> None:
+    """Refuse a value that can't go on the wire as octets.
+
+    RFC 9110 §5.5: a field value is octets; bytes past ASCII (obs-text) are
+    carried as they are. Values are str here, one character per octet
+    (latin-1) both ways, so a response header goes back byte for byte. A
+    character past U+00FF has no octet: refuse it now, not during a send.
+    """
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start]
+        raise ValueError(
+            f"invalid value for header {name!r}: {bad!r} is not an octet; header values "
+            "are bytes (one character per byte, latin-1): encode text first, e.g. as "
+            "UTF-8 then percent-encoded (RFC 8187)"
+        ) from None
 
 
 def _ascii_equal_ignore_case(a: str, b: str) -> bool:

@@ -136,7 +136,11 @@ class Multipart:
             ValueError: a header name or value is invalid (CR, LF, NUL, ...).
             TypeError: a header is not ``str`` or ``body`` is not bytes.
         """
-        self._parts.append((MessageHeaders(headers), _check_body(body)))
+        if isinstance(headers, MessageHeaders):
+            pairs: Iterable[tuple[str, str]] = headers
+        else:
+            pairs = headers.items() if isinstance(headers, Mapping) else headers
+        self._parts.append((_part_headers(pairs), _check_body(body)))
 
     def append_form_string(self, name: str, value: str) -> None:
         """Add a form field: ``Content-Disposition: form-data; name="…"``.
@@ -147,9 +151,7 @@ class Multipart:
         if not isinstance(value, str):
             raise TypeError(f"form field {name!r}: value must be str, not {type(value).__name__}")
         disposition = "form-data; " + _quote_name("name", name)
-        self._parts.append(
-            (MessageHeaders([_check("Content-Disposition", disposition)]), value.encode())
-        )
+        self._parts.append((_part_headers([("Content-Disposition", disposition)]), value.encode()))
 
     def append_form_file(
         self,
@@ -171,10 +173,10 @@ class Multipart:
         disposition = "form-data; " + _quote_name("name", name)
         if filename is not None:
             disposition += "; " + _quote_name("filename", filename)
-        lines = [_check("Content-Disposition", disposition)]
+        lines = [("Content-Disposition", disposition)]
         if content_type is not None:
-            lines.append(_check("Content-Type", content_type))
-        self._parts.append((MessageHeaders(lines), _check_body(body)))
+            lines.append(("Content-Type", content_type))
+        self._parts.append((_part_headers(lines), _check_body(body)))
 
     # -- reading -----------------------------------------------------------------
 
@@ -217,6 +219,13 @@ class Multipart:
         boundary = _quote_param(self._boundary)
         dest_headers.replace("Content-Type", f"{self._mime_type}; boundary={boundary}")
         return bytes(out)
+
+
+def _part_headers(pairs: Iterable[tuple[str, str]]) -> MessageHeaders:
+    """A part's headers, checked: UTF-8 text is allowed (RFC 7578 §5.1.1)."""
+    return MessageHeaders._from_trusted(
+        [_check(name, value, octets=False) for name, value in pairs]
+    )
 
 
 def _encode_headers(headers: MessageHeaders) -> bytes:

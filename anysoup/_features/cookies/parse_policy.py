@@ -297,7 +297,9 @@ def parse_set_cookie(header: str, now: datetime) -> ParsedCookie | None:
             max_age = _parse_max_age(raw, now) or max_age
         elif key == "domain":
             if raw:  # an empty Domain is ignored (§5.6.3)
-                domain = normalise_domain(raw)
+                # §5.6.3 strips a leading dot only: "example.org." stays as it
+                # is, never domain-matches the host, and §5.7 refuses the cookie.
+                domain = None if raw.endswith(".") else normalise_domain(raw)
                 bad_domain = domain is None
         elif key == "path":
             path = raw if raw.startswith("/") else None
