@@ -322,7 +322,6 @@ async def test_accept_encoding_over_https(
 
 
 def test_accept_encoding_over_https_without_the_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_decoder, "load_library", lambda name: None)
     monkeypatch.setattr(_codings, "load_library", lambda name: None)
     _decoder._accept_https.cache_clear()
     try:
@@ -489,10 +488,31 @@ async def test_stacked_error_names_the_coding(leak_check: LeakCheck) -> None:
 
 
 async def test_missing_library(monkeypatch: pytest.MonkeyPatch, leak_check: LeakCheck) -> None:
-    monkeypatch.setattr(_decoder, "load_library", lambda name: None)
     monkeypatch.setattr(_codings, "load_library", lambda name: None)
     handler = encoded(brotli.compress(TEXT), "br")
-    await expect_encoding_error(handler, leak_check, "'br'", "anysoup[brotli]")
+    await expect_encoding_error(
+        handler, leak_check, "'br'", "brotli or brotlicffi library", "anysoup[brotli]"
+    )
+
+
+async def test_brotlicffi_decodes_br_when_brotli_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+    tls_server_context: Any,
+    tls_ca_pem: bytes,
+    leak_check: LeakCheck,
+) -> None:
+    # PyPy users have brotlicffi (brotli's API, through cffi) instead of brotli.
+    real = _codings.load_library.__wrapped__
+    monkeypatch.setattr(
+        _codings, "load_library", lambda name: None if name == "brotli" else real(name)
+    )
+    _decoder._accept_https.cache_clear()
+    try:
+        assert _decoder._accept_https() == "gzip, deflate, br, zstd"
+        _msg, body = await fetch(encoded(brotli.compress(TEXT), "br"), leak_check)
+        assert body == TEXT
+    finally:
+        _decoder._accept_https.cache_clear()
 
 
 async def test_disabled_for_one_message(leak_check: LeakCheck) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 __all__ = [
     "CHUNK_LIMIT",
     "OPTIONAL",
+    "load_any",
     "BrotliDecoder",
     "CodingFailure",
     "Decoder",
@@ -36,8 +37,10 @@ __all__ = [
 #: zlib output buffer starts with a 32 KiB block: one full block is returned
 #: as it is, where a 64 KiB limit would make zlib join two blocks every time.
 CHUNK_LIMIT = 32768
-#: The optional codings: the module that decodes them and the extra that installs it.
-OPTIONAL = {"br": ("brotli", "brotli"), "zstd": ("zstandard", "zstd")}
+#: The optional codings: the modules that decode them, in order of preference,
+#: and the extra that installs one. brotlicffi has brotli's API and is what
+#: PyPy users have (httpx, urllib3 and aiohttp take either).
+OPTIONAL = {"br": (("brotli", "brotlicffi"), "brotli"), "zstd": (("zstandard",), "zstd")}
 
 
 @functools.cache
@@ -51,9 +54,18 @@ def load_library(name: str) -> Any:
         module = importlib.import_module(name)
     except ImportError:
         return None
-    if name == "brotli" and not hasattr(getattr(module, "Decompressor", None), "process"):
+    if name.startswith("brotli") and not hasattr(getattr(module, "Decompressor", None), "process"):
         return None
     return module
+
+
+def load_any(names: tuple[str, ...]) -> Any:
+    """The first of the modules ``names`` that imports, or None."""
+    for name in names:
+        module = load_library(name)
+        if module is not None:
+            return module
+    return None
 
 
 def decoder_for(coding: str) -> Callable[[], Decoder] | str | None:
@@ -63,11 +75,11 @@ def decoder_for(coding: str) -> Callable[[], Decoder] | str | None:
     if coding == "deflate":
         return functools.partial(ZlibDecoder, False)
     if coding in OPTIONAL:
-        module, extra = OPTIONAL[coding]
-        library = load_library(module)
+        modules, extra = OPTIONAL[coding]
+        library = load_any(modules)
         if library is None:
             return (
-                f"the {coding!r} content coding needs the {module} library: "
+                f"the {coding!r} content coding needs the {' or '.join(modules)} library: "
                 f"install anysoup[{extra}]"
             )
         return functools.partial(BrotliDecoder if coding == "br" else ZstdDecoder, library)

@@ -39,7 +39,7 @@ from .codings_policy import (
     Decoder,
     ZlibDecoder,
     decoder_for,
-    load_library,
+    load_any,
 )
 
 if TYPE_CHECKING:
@@ -67,9 +67,7 @@ def _accept_https() -> str:
     Like libsoup, Firefox and Chromium, anysoup offers brotli only over TLS:
     some middleboxes on plain HTTP mangle codings they don't know.
     """
-    extra = [
-        coding for coding, (module, _) in OPTIONAL.items() if load_library(module) is not None
-    ]
+    extra = [coding for coding, (modules, _) in OPTIONAL.items() if load_any(modules) is not None]
     return ", ".join([_ACCEPT_HTTP, *extra])
 
 
