@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import ssl
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import anyio
@@ -47,6 +48,10 @@ READ_SIZE = 65536
 MAX_HEADER_BLOCK = 256 * 1024
 #: At most this many 1xx responses before the final one (DESIGN §6).
 MAX_INFORMATIONAL = 10
+#: A bytes body goes out in slices of this size: the most a stream's send may
+#: copy into its own buffer at once (asyncio's transport does, when the kernel
+#: won't take it all), and how often an early answer is looked for.
+WRITE_SLICE = 256 * 1024
 #: How long to wait for "100 Continue" before sending the body anyway (RFC 9110 §10.1.1).
 EXPECT_CONTINUE_DELAY = 1.0
 
@@ -74,7 +79,9 @@ class HTTP1Connection:
         "_h11",
         "_head_bytes",
         "_owner",
+        "_reading_until",
         "_stream",
+        "_writing_until",
         "label",
         "not_reused",
         "received_any",
@@ -94,6 +101,10 @@ class HTTP1Connection:
         self._head_bytes = 0
         # The response framed its body two ways (RFC 9112 §6.3).
         self._ambiguous = False
+        # The stall deadlines of a read and a write under way (inf: none). While
+        # a request body goes out, a read may wait for an early answer at the
+        # same time; the owner's deadline is the nearer one.
+        self._reading_until = self._writing_until = _INF
         #: Why :meth:`finish` refused a connection both sides meant to keep, or None.
         self.not_reused: str | None = None
 
@@ -148,24 +159,46 @@ class HTTP1Connection:
             "length declared for it (Content-Length)"
         )
 
-    async def write(self, data: bytes, phase: str) -> None:
+    async def write(self, data: bytes | memoryview, phase: str) -> None:
         """Write ``data``; ``phase`` names what is written in errors."""
         owner = self._owner
         if self.timeout:
-            owner.io_deadline = _monotonic() + self.timeout
+            self._writing_until = _monotonic() + self.timeout
+            owner.io_deadline = min(self._writing_until, self._reading_until)
         try:
-            await self._stream.send(data)
+            await self._stream.send(data)  # type: ignore[arg-type]  # any buffer will do
         except IO_ERRORS as exc:
             raise self._io_error(phase, exc) from exc
         finally:
-            owner.io_deadline = _INF
+            self._writing_until = _INF
+            owner.io_deadline = self._reading_until
+
+    def body_slices(self, data: bytes) -> Iterator[memoryview]:
+        """Frame a whole bytes body as slices of itself, without copying it.
+
+        h11's ``send`` joins what it frames into one new bytes object; its
+        passthrough form hands the data back as given, so a large body is
+        written a slice at a time and is never copied whole.
+        """
+        view = memoryview(data)
+        send = self._h11.send_with_data_passthrough
+        for start in range(0, len(view), WRITE_SLICE):
+            try:
+                # h11 hands any bytes-like data through as it is.
+                piece = view[start : start + WRITE_SLICE]
+                pieces = send(h11.Data(data=piece)) or ()  # type: ignore[arg-type]
+            except h11.LocalProtocolError as exc:
+                raise self._body_lied(exc) from None
+            for framed in pieces:
+                yield framed if isinstance(framed, memoryview) else memoryview(framed)
 
     # -- reading -------------------------------------------------------------
 
     async def _fill(self, phase: str) -> None:
         owner = self._owner
         if self.timeout:
-            owner.io_deadline = _monotonic() + self.timeout
+            self._reading_until = _monotonic() + self.timeout
+            owner.io_deadline = min(self._writing_until, self._reading_until)
         try:
             data = await self._stream.receive(READ_SIZE)
         except anyio.EndOfStream:
@@ -173,7 +206,8 @@ class HTTP1Connection:
         except IO_ERRORS as exc:
             raise self._io_error(phase, exc) from exc
         finally:
-            owner.io_deadline = _INF
+            self._reading_until = _INF
+            owner.io_deadline = self._writing_until
         if data:
             self.received_any = True
             self._head_bytes += len(data)

@@ -11,7 +11,6 @@ response is sent once more on a new connection when that is safe
 from __future__ import annotations
 
 import time
-from contextlib import aclosing
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -34,6 +33,7 @@ from .._model.signals import active
 from .._model.uri import absolute_form
 from .._transport.proxy_connect import ProxyRefused
 from .._transport.tls import describe_flags
+from .upload import WRITE_SLICE, upload, write_or_answer
 
 if TYPE_CHECKING:
     from .._drivers.http1 import HTTP1Connection
@@ -319,20 +319,22 @@ async def _exchange(
         metrics.request_start = time.monotonic()
     data = http.start_request(msg.method, target, headers)
     body = msg._body
-    head: h11.Response | h11.InformationalResponse | None = None
+    # Heads read while the request went out (a server may answer early).
+    heads: list[h11.Response | h11.InformationalResponse] = []
     if body is None or body.length == 0:
-        await http.write(data + http.end_of_body(), "writing request")
-        if msg._signals:  # no handler ever connected: skip the call
+        heads = await write_or_answer(http, data + http.end_of_body(), "writing request")
+        if not heads and msg._signals:  # no handler ever connected: skip the call
             await _emit(msg, "wrote_headers")
-        if msg._signals:
+        if not heads and msg._signals:
             await _emit(msg, "wrote_body")
-    elif body.data is not None and not _expects_continue(msg):
-        await http.write(data + http.body_data(body.data) + http.end_of_body(), "writing request")
-        if msg._signals:
+    elif body.data is not None and len(body.data) <= WRITE_SLICE and not _expects_continue(msg):
+        framed = data + http.body_data(body.data) + http.end_of_body()
+        heads = await write_or_answer(http, framed, "writing request")
+        if not heads and msg._signals:
             await _emit(msg, "wrote_headers")
-        if msg._signals:
+        if not heads and msg._signals:
             await _emit(msg, "wrote_body_data", body.data)
-        if msg._signals:
+        if not heads and msg._signals:
             await _emit(msg, "wrote_body")
     else:
         await http.write(data, "writing request headers")
@@ -344,31 +346,18 @@ async def _exchange(
                 _set_response(msg, head)  # "100 Continue" (RFC 9110 §15.2.1): go on
                 if msg._signals:
                     await _emit(msg, "got_informational")
-                head = None
-        if head is None:
-            sent = 0
-            # aclosing: a cancelled or failed write must close the generator (and
-            # the caller's body source) now, not leave it to garbage collection.
-            async with aclosing(body.chunks()) as chunks:
-                async for chunk in chunks:
-                    if chunk:
-                        await http.write(http.body_data(chunk), "writing request body")
-                        sent += len(chunk)
-                        if msg._signals:
-                            await _emit(msg, "wrote_body_data", chunk)
-            await http.write(http.end_of_body(), "writing request body")
-            if metrics is not None:
-                metrics.request_body_size = sent
-            if msg._signals:
-                await _emit(msg, "wrote_body")
+            elif head is not None:
+                heads = [head]  # a final answer: the body is not sent
+        if not heads:
+            heads = await upload(http, msg, body)
     if metrics is not None:
         metrics.request_header_bytes_sent = len(data)
         if body is not None and body.length is not None:
             metrics.request_body_size = metrics.request_body_bytes_sent = body.length
     informational = 0
+    heads.reverse()  # popped in the order they came
     while True:
-        if head is None:
-            head = await http.receive_head()
+        head = heads.pop() if heads else await http.receive_head()
         if metrics is not None and not metrics.response_start:
             metrics.response_start = time.monotonic()
         _set_response(msg, head)
@@ -389,7 +378,6 @@ async def _exchange(
             )
         if msg._signals:
             await _emit(msg, "got_informational")
-        head = None
     if msg._signals:
         await _emit(msg, "got_headers")
     return InputStream(_Exchange(pool, conn, msg))
