@@ -305,6 +305,159 @@ def test_queue_order_priority_then_fifo(priorities: list[int], same_host: bool) 
     assert h.stats().waiting == 0
 
 
+# A table of queues: the limits (total/per host), the connections lent before
+# anything queues (by key), the waiters as "name:key:priority[:fresh|:pre]",
+# the names cancelled while they wait, and the order in which the waiters must
+# be served when the lent connections are given back one at a time, oldest
+# loan first (each new connection comes up at once).
+QUEUE_TABLE = {
+    "one-host-mixed-priorities": (
+        "10/1",
+        "a",
+        "a1:a:N a2:a:L a3:a:VH a4:a:N a5:a:H",
+        "",
+        "a3 a5 a1 a4 a2",
+    ),
+    "total-limit-across-hosts": ("1/1", "a", "b1:b:N a1:a:N c1:c:VH b2:b:H", "", "c1 b2 b1 a1"),
+    "per-host-queues-apart": ("10/1", "a b", "a1:a:N b1:b:VH a2:a:VH b2:b:L", "", "a2 b1 a1 b2"),
+    "idle-of-another-host-closed-for-the-best": (
+        "2/1",
+        "a b",
+        "c1:c:L a1:a:N d1:d:VH b1:b:N",
+        "",
+        "d1 a1 b1 c1",
+    ),
+    "cancel-in-the-middle-and-the-best": (
+        "1/1",
+        "a",
+        "a1:a:N a2:a:N a3:a:N b1:b:N a4:a:VH",
+        "a2 a4",
+        "a1 a3 b1",
+    ),
+    "cancel-heads-of-two-hosts": ("1/1", "a", "a1:a:N a2:a:N b1:b:H b2:b:N", "b1 a1", "a2 b2"),
+    "fresh-only-waits-its-turn": ("10/1", "a", "a1:a:N:fresh a2:a:H a3:a:N", "", "a2 a1 a3"),
+    "both-limits-mixed": (
+        "3/2",
+        "a a b",
+        "b1:b:L a1:a:N c1:c:N a2:a:H c2:c:VL b2:b:VH c3:c:N",
+        "c1",
+        "b2 a2 a1 c3 b1 c2",
+    ),
+    "preconnect-in-priority-order": ("1/1", "a", "p1:b:VH:pre a1:a:N", "", "p1 a1"),
+}
+
+_PRIORITIES = {"VL": P.VERY_LOW, "L": P.LOW, "N": P.NORMAL, "H": P.HIGH, "VH": P.VERY_HIGH}
+
+
+def _also(first: Callable[[], None], then: Callable[[], None]) -> Callable[[], None]:
+    def both() -> None:
+        first()
+        then()
+
+    return both
+
+
+@pytest.mark.parametrize("row", list(QUEUE_TABLE))
+def test_queue_table(row: str) -> None:
+    limits, lent, queued, cancelled, expected = QUEUE_TABLE[row]
+    max_conns, per_host = map(int, limits.split("/"))
+    h = Harness(max_conns=max_conns, max_conns_per_host=per_host)
+    loans = [h.in_use_conn(key) for key in lent.split()]
+    order: list[str] = []
+    waiters: dict[str, Waiter] = {}
+    for spec in queued.split():
+        name, key, priority, *flags = spec.split(":")
+        waiter = h.request(
+            key,
+            priority=_PRIORITIES[priority],
+            fresh_only="fresh" in flags,
+            preconnect="pre" in flags,
+        )
+        waiter.notify = _also(waiter.notify, lambda name=name: order.append(name))
+        waiters[name] = waiter
+        assert not waiter.done and waiter.connecting is None, f"{name} was served at once"
+    for name in cancelled.split():
+        h.cancel_waiter(waiters[name], 0.5)
+    assert h.stats().waiting == len(queued.split()) - len(cancelled.split())
+    now = 1.0
+    while loans:
+        h.release(loans.pop(0), reusable=True, now=now)
+        now += 1.0
+        while connecting := [r for r in h.opened if r.state is ConnState.CONNECTING]:
+            h.connected(connecting[0], now)
+        for name in order:
+            conn = waiters[name].conn
+            if conn is not None:  # the request task takes its connection
+                waiters[name].conn = None
+                conn.used = True
+                loans.append(conn)
+    assert order == expected.split()
+    assert h.stats().waiting == 0
+    assert all(h.notifications(waiters[name]) == 0 for name in cancelled.split())
+
+
+def test_cancelled_waiters_in_a_long_queue_keep_order_and_memory_bounded() -> None:
+    h = Harness(max_conns=1, max_conns_per_host=1)
+    busy = h.in_use_conn("a")
+    waiters = [h.request("a", priority=P.HIGH if i % 7 == 0 else P.NORMAL) for i in range(300)]
+    keep = [w for i, w in enumerate(waiters) if i % 10 in (3, 7)]
+    for waiter in waiters:
+        if waiter not in keep:
+            h.cancel_waiter(waiter, 0.5)
+    assert h.stats().waiting == len(keep)
+    # Cancelled waiters don't pile up in the queue: memory follows the live ones.
+    (lane,) = h.state._queue._lanes.values()
+    assert len(lane.heap) <= 2 * len(keep) + 16
+    expected = sorted(keep, key=lambda w: w.sort_key)
+    served = []
+    current = busy
+    for _ in keep:
+        h.release(current, reusable=True, now=1.0)
+        (waiter,) = [w for w in keep if w.conn is not None]
+        served.append(waiter)
+        current, waiter.conn = waiter.conn, None
+    assert served == expected
+
+
+@pytest.mark.parametrize("hosts", [1, 50])
+def test_a_transition_looks_at_a_bounded_number_of_waiters(
+    hosts: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15 item 6: no transition walks the whole queue (it used to, every time)."""
+    state = PoolState(lambda key, plan: FakeRecord(key, str(key)), lambda record: None)
+    state.max_conns_per_host = 2
+    looked_at = 0
+    serve = state._serve
+
+    def counting(waiter: Waiter) -> Any:
+        nonlocal looked_at
+        looked_at += 1
+        return serve(waiter)
+
+    monkeypatch.setattr(state, "_serve", counting)
+    waiters = [Waiter(f"h{i % hosts}") for i in range(4000)]
+    for waiter in waiters:
+        state.enqueue(waiter)
+    assert state.statistics().waiting == 4000 - min(hosts * 2, state.max_conns)
+    looked_at = 0
+    steps = 0
+    while True:
+        for record in [r for r in state.records() if r.state is ConnState.CONNECTING]:
+            state.connected(record, 1.0)
+        lent = [w.conn for w in waiters if w.conn is not None]
+        if not lent:
+            break
+        for waiter in waiters:
+            waiter.conn = None
+        for record in lent:
+            assert record is not None
+            state.release(record, reusable=True, now=1.0)
+            steps += 1
+    assert state.statistics().waiting == 0 and steps == len(waiters)
+    # Each release serves one waiter: a few looks each, whatever the queue's length.
+    assert looked_at <= 3 * steps, (looked_at, steps)
+
+
 def test_checkout_idle_is_lifo_and_skips_dead() -> None:
     h = Harness(max_conns=5, max_conns_per_host=5)
     records = [h.in_use_conn("a", now=float(i)) for i in range(3)]
