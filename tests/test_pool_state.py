@@ -566,10 +566,12 @@ def test_fresh_only_waits_for_a_fresh_connection_not_a_released_one() -> None:
 
 def test_request_takes_over_an_unowned_connecting_connection() -> None:
     h = Harness()
-    w1 = h.request("a")
+    p = h.request("a", preconnect=True)
+    w1 = h.request("a")  # takes the attempt over; the preconnect returns
     record = w1.connecting
-    assert record is not None
+    assert record is not None and p.done and record.promised
     h.cancel_waiter(w1, 0.5)
+    # The preconnect returned on its promise: the attempt goes on, owned by nobody.
     assert record.owner is None and record.state is ConnState.CONNECTING
     w2 = h.request("a")
     assert w2.connecting is record and record.owner is w2
@@ -681,14 +683,70 @@ def test_cancel_one_of_several_equal_priority_waiters() -> None:
     assert order == [ws[0], ws[1], ws[3]]
 
 
-def test_cancel_waiter_owning_a_connecting_record() -> None:
-    h = Harness(idle_timeout=60)
-    w = h.request("a")
+# When the waiter that owns a CONNECTING record goes away (issue 15 item 5):
+# what happens to the attempt, given who else waits. Columns: the limits
+# (total/per host), the owner and the waiters queued behind it (each
+# "key[:pre|:fresh][:VH]"), the record's fate, and the waiter that then owns
+# it or got the freed slot.
+ORPHAN_TABLE = {
+    "alone": ("10/2", "a", "", "closed", None),
+    "a-preconnect-alone": ("10/2", "a:pre", "", "closed", None),
+    "only-another-host-waits": ("1/1", "a", "b", "closed", "b"),
+    "a-preconnect-and-another-host": ("1/1", "a:pre", "b", "closed", "b"),
+    "a-request-for-its-host-waits": ("1/1", "a", "b a", "taken", "a"),
+    "a-fresh-only-request-waits": ("1/1", "a", "a:fresh", "taken", "a:fresh"),
+    "a-preconnect-for-its-host-waits": ("1/1", "a", "a:pre", "taken", "a:pre"),
+    "a-preconnect-after-a-preconnect": ("10/1", "a:pre", "a:pre", "taken", "a:pre"),
+    "first-come-of-its-host": ("1/2", "a", "a a:pre", "taken", "a"),
+    "best-of-its-host": ("1/2", "a", "a:pre a:VH", "taken", "a:VH"),
+}
+
+
+def _table_waiter(h: Harness, spec: str) -> Waiter:
+    key, *flags = spec.split(":")
+    return h.request(
+        key,
+        priority=P.VERY_HIGH if "VH" in flags else P.NORMAL,
+        fresh_only="fresh" in flags,
+        preconnect="pre" in flags,
+    )
+
+
+@pytest.mark.parametrize("row", list(ORPHAN_TABLE))
+def test_cancel_waiter_owning_a_connecting_record(row: str) -> None:
+    limits, owner, queued, fate, heir = ORPHAN_TABLE[row]
+    max_conns, per_host = map(int, limits.split("/"))
+    h = Harness(max_conns=max_conns, max_conns_per_host=per_host, idle_timeout=60)
+    w = _table_waiter(h, owner)
     record = w.connecting
     assert record is not None
+    waiters = {spec: _table_waiter(h, spec) for spec in queued.split()}
+    assert all(not x.done and x.connecting is None for x in waiters.values())
     h.cancel_waiter(w, 1.0)
-    assert w.done and w.connecting is None and record.owner is None
-    assert record.state is ConnState.CONNECTING  # it goes on connecting
+    assert w.done and w.connecting is None and w.conn is None and h.notifications(w) == 0
+    if fate == "closed":
+        # Nobody else could use it: the attempt is cancelled at once.
+        assert record.state is ConnState.CLOSED and h.closed == [record]
+        h.connected(record, 2.0)  # the task's late report changes nothing
+        assert record.state is ConnState.CLOSED
+    else:
+        assert record.state is ConnState.CONNECTING and h.closed == []
+        assert record.owner is waiters[heir]
+    if heir is not None:
+        assert waiters[heir].connecting is not None  # the attempt, or the freed slot
+        others = [x for name, x in waiters.items() if name != heir]
+        assert all(x.connecting is None and not x.done for x in others)
+    assert h.stats().waiting == len(waiters) - (heir is not None)
+
+
+def test_cancel_waiter_keeps_an_attempt_a_preconnect_returned_on() -> None:
+    h = Harness(idle_timeout=60)
+    h.request("a", preconnect=True)
+    w = h.request("a")
+    record = w.connecting
+    assert record is not None and record.promised
+    h.cancel_waiter(w, 1.0)
+    assert record.state is ConnState.CONNECTING and record.owner is None
     assert h.stats() == PoolStatistics(1, 1, 0, 0, 0)
     h.connected(record, 2.0)
     assert record.state is ConnState.IDLE and w.conn is None
@@ -917,22 +975,31 @@ def test_close_idle() -> None:
 
 
 def _populated() -> tuple[Harness, dict[str, Any]]:
-    """A pool with a queued waiter, an owned and an unowned connecting record,
-    an idle and a lent connection, and a preconnect in progress."""
+    """A pool with a queued waiter, an idle and a lent connection, and four
+    connecting records: one owned by a request, one by a preconnect, and two
+    that a request took over from a preconnect (one of these requests was
+    cancelled since: its record goes on, owned by nobody)."""
     h = Harness(max_conns=10, max_conns_per_host=1)
     parts: dict[str, Any] = {}
     parts["idle"] = h.idle_conn("idle")
     parts["busy"] = h.in_use_conn("busy")
     parts["owner"] = h.request("owned")
     parts["owned"] = parts["owner"].connecting
-    lost = h.request("unowned")
-    parts["unowned"] = lost.connecting
-    h.cancel_waiter(lost, 0.0)
+    for name in ("unowned", "taken"):
+        h.request(name, preconnect=True)
+        parts[f"{name}-taker"] = h.request(name)  # the preconnect returns
+        parts[name] = parts[f"{name}-taker"].connecting
+    h.cancel_waiter(parts["unowned-taker"], 0.0)
     parts["preconnect"] = h.request("pre", preconnect=True)
     parts["pre"] = parts["preconnect"].connecting
     parts["queued"] = h.request("busy")  # waits: the host limit is reached
-    assert h.stats() == PoolStatistics(5, 3, 1, 1, 1)
+    assert h.stats() == PoolStatistics(6, 4, 1, 1, 1)
+    assert parts["unowned"].owner is None and parts["unowned"].promised
     return h, parts
+
+
+#: The waiters still waiting in ``_populated()``.
+WAITING = ("owner", "taken-taker", "preconnect", "queued")
 
 
 def test_close_all() -> None:
@@ -940,11 +1007,11 @@ def test_close_all() -> None:
     h.close_all(lambda: NetworkError("the session is closed"))
     assert h.stats() == PoolStatistics(0, 0, 0, 0, 0)
     assert all(r.state is ConnState.CLOSED for r in h.opened)
-    assert len(h.closed) == len(h.opened) == 5
-    errors = [p[name].error for name in ("owner", "preconnect", "queued")]
+    assert len(h.closed) == len(h.opened) == 6
+    errors = [p[name].error for name in WAITING]
     assert all(isinstance(e, NetworkError) for e in errors), errors
-    assert len({id(e) for e in errors}) == 3  # one exception object per waiting task
-    assert all(h.notifications(p[name]) == 1 for name in ("owner", "preconnect", "queued"))
+    assert len({id(e) for e in errors}) == len(WAITING)  # one exception object per task
+    assert all(h.notifications(p[name]) == 1 for name in WAITING)
     # late events from the connection tasks change nothing
     h.connected(p["owned"], 1.0)
     h.connect_failed(p["pre"], OSError())
@@ -953,7 +1020,7 @@ def test_close_all() -> None:
     assert h.stats() == PoolStatistics(0, 0, 0, 0, 0)
     # new requests are refused at once
     w = h.request("late")
-    assert w.done and isinstance(w.error, NetworkError) and not h.opened[5:]
+    assert w.done and isinstance(w.error, NetworkError) and not h.opened[6:]
     assert "0/10 connections" in repr(h.state)
 
 
@@ -962,20 +1029,22 @@ def test_abort() -> None:
     lent = h.abort(lambda: anysoup.RequestCancelled("aborted"))
     assert lent == [p["busy"]] and p["busy"].state is ConnState.CLOSED
     assert p["idle"].state is ConnState.CLOSED
-    errors = [p[name].error for name in ("owner", "preconnect", "queued")]
+    errors = [p[name].error for name in WAITING]
     assert all(isinstance(e, anysoup.RequestCancelled) for e in errors), errors
-    assert len({id(e) for e in errors}) == 3
-    assert all(h.notifications(p[name]) == 1 for name in ("owner", "preconnect", "queued"))
-    # connecting records go on, without owners
-    for name in ("owned", "unowned", "pre"):
+    assert len({id(e) for e in errors}) == len(WAITING)
+    assert all(h.notifications(p[name]) == 1 for name in WAITING)
+    # Attempts go with their requests and preconnects...
+    assert p["owned"].state is ConnState.CLOSED and p["pre"].state is ConnState.CLOSED
+    # ...except those a preconnect returned on: they go on, without owners.
+    for name in ("unowned", "taken"):
         assert p[name].state is ConnState.CONNECTING and p[name].owner is None
-    assert h.stats() == PoolStatistics(3, 3, 0, 0, 0)
+    assert h.stats() == PoolStatistics(2, 2, 0, 0, 0)
     # the pool still works: they come up idle and serve new requests
-    for name in ("owned", "unowned", "pre"):
+    for name in ("unowned", "taken"):
         h.connected(p[name], 1.0)
-    assert h.stats() == PoolStatistics(3, 0, 3, 0, 0)
-    w = h.request("owned")
-    assert w.conn is p["owned"]
+    assert h.stats() == PoolStatistics(2, 0, 2, 0, 0)
+    w = h.request("taken")
+    assert w.conn is p["taken"]
 
 
 def test_repr() -> None:

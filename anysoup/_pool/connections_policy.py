@@ -27,8 +27,8 @@ __all__ = [
     "PoolStatistics",
 ]
 
-#: A connection that was made ahead of need (preconnect, or for a request that
-#: was cancelled while it connected) and never used is dropped after this long.
+#: A connection that was made ahead of need (by a preconnect) and never used
+#: is dropped after this long.
 SPECULATIVE_IDLE_TIMEOUT = 3.0
 
 
@@ -51,7 +51,16 @@ class ConnState(enum.Enum):
 class ConnectionRecord:
     """The pool's view of one connection. The shell subclasses it."""
 
-    __slots__ = ("expires_at", "idle_since", "io_deadline", "key", "owner", "state", "used")
+    __slots__ = (
+        "expires_at",
+        "idle_since",
+        "io_deadline",
+        "key",
+        "owner",
+        "promised",
+        "state",
+        "used",
+    )
 
     def __init__(self, key: Hashable) -> None:
         #: The pool key: connections are shared only between equal keys.
@@ -60,6 +69,10 @@ class ConnectionRecord:
         self.state = ConnState.CONNECTING
         #: The waiter this connection is being made for, while CONNECTING.
         self.owner: Waiter | None = None
+        #: Whether a preconnect returned on the promise of this connection (a
+        #: request took it over while it connected): it is then made even if
+        #: that request goes away, and waits idle like any preconnected one.
+        self.promised = False
         #: Whether a message was written on it (it then lives ``idle_timeout`` when
         #: idle); set by whoever borrows it.
         self.used = False

@@ -118,6 +118,16 @@ class Waiter:
         self.error: BaseException | None = None
         self.done = False
 
+    def finish(
+        self, conn: ConnectionRecord | None = None, error: BaseException | None = None
+    ) -> None:
+        """Serve (``conn``, or nothing for a preconnect) or fail it, and wake it."""
+        self.connecting = None
+        self.conn = conn
+        self.error = error
+        self.done = True
+        self.notify()
+
     def __lt__(self, other: Waiter) -> bool:
         return self.sort_key < other.sort_key
 

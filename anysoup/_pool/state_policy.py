@@ -129,14 +129,20 @@ class PoolState:
     def enqueue(self, waiter: Waiter) -> None:
         """Queue ``waiter`` and serve the queue (it may be served at once)."""
         if self.closing:
-            waiter.error = _closed_error()
+            waiter.error = _closed_error()  # no notify: the caller looks at once
             waiter.done = True
             return
         self._queue.push(waiter)
         self._process()
 
     def cancel_waiter(self, waiter: Waiter, now: float) -> None:
-        """Undo ``waiter`` after its task was cancelled or failed, wherever it got to."""
+        """Undo ``waiter`` after its task was cancelled or failed, wherever it got to.
+
+        A connection still being made for it goes to the best waiter queued
+        for the same key; failing that, it goes on if a preconnect returned on
+        it (``promised``), else it is closed: the attempt is cancelled now and
+        its slot freed, rather than held until the attempt ends or times out.
+        """
         if waiter.done:
             if waiter.conn is not None:  # served, but its task never took the connection
                 conn, waiter.conn = waiter.conn, None
@@ -144,13 +150,19 @@ class PoolState:
             return
         waiter.done = True
         record = waiter.connecting
-        if record is not None:
-            waiter.connecting = None
-            if record.owner is waiter:
-                self._set_owner(record, None)  # it goes on connecting, then waits idle
-                self._queue.touch(record.key)
+        if record is None:
+            self._queue.remove(waiter)
             return
-        self._queue.remove(waiter)
+        waiter.connecting = None
+        if record.owner is waiter:
+            self._set_owner(record, None)
+            self._queue.touch(record.key)
+            self._process()  # a waiter for the same key may take the attempt over
+            if record.owner is None and not record.promised:
+                # Nobody wants it any more: cancel the attempt (DNS, connect, TLS,
+                # proxy) now, so that its slot doesn't wait for the timeout.
+                self._close(record)
+                self._process()
 
     def release(self, record: ConnectionRecord, *, reusable: bool, now: float) -> None:
         """Take back a lent connection: to IDLE if ``reusable``, else close it."""
@@ -195,15 +207,10 @@ class PoolState:
         if owner is None or owner.preconnect:
             self._make_idle(record, now)
             if owner is not None:
-                owner.connecting = None
-                owner.done = True
-                owner.notify()
+                owner.finish()
         else:
-            owner.connecting = None
             self._lend(record)
-            owner.conn = record
-            owner.done = True
-            owner.notify()
+            owner.finish(record)
         self._process()
 
     def connect_failed(self, record: ConnectionRecord, error: BaseException) -> None:
@@ -213,10 +220,7 @@ class PoolState:
         owner = record.owner
         self._close(record)
         if owner is not None:
-            owner.connecting = None
-            owner.error = error
-            owner.done = True
-            owner.notify()
+            owner.finish(error=error)
         self._process()
 
     def gone(self, record: ConnectionRecord) -> None:
@@ -225,10 +229,7 @@ class PoolState:
             owner = record.owner if record.state is ConnState.CONNECTING else None
             self._close(record)
             if owner is not None:
-                owner.connecting = None
-                owner.error = _closed_error()
-                owner.done = True
-                owner.notify()
+                owner.finish(error=_closed_error())
             self._process()
 
     # -- housekeeping ---------------------------------------------------------
@@ -269,19 +270,23 @@ class PoolState:
     def abort(self, error: Callable[[], BaseException]) -> list[ConnectionRecord]:
         """Fail every waiter with ``error()`` and close idle and lent connections.
 
+        Connections still connecting for a failed waiter are closed too,
+        except those a preconnect returned on (see :meth:`cancel_waiter`).
         Returns the lent connections (their tasks are told why they closed).
         """
         waiters = self._queue.drain()
+        unwanted = []
         for host in self._hosts.values():
             for record in host.connecting:
                 if record.owner is not None:
                     waiters.append(record.owner)
                     self._set_owner(record, None)
+                    if not record.promised:
+                        unwanted.append(record)
+        for record in unwanted:  # their attempts go with their requests
+            self._close(record)
         for waiter in waiters:
-            waiter.connecting = None
-            waiter.error = error()  # one exception object per waiting task
-            waiter.done = True
-            waiter.notify()
+            waiter.finish(error=error())  # one exception object per waiting task
         lent = list(self.in_use)
         for record in lent:
             self._close(record)
@@ -416,15 +421,12 @@ class PoolState:
         if host is not None and not waiter.fresh_only:
             while host.idle:
                 if waiter.preconnect:
-                    waiter.done = True
-                    waiter.notify()
+                    waiter.finish()
                     return _Outcome.SERVED
                 record = self._pop_idle(host)
                 if record.is_alive():
                     self._lend(record)
-                    waiter.conn = record
-                    waiter.done = True
-                    waiter.notify()
+                    waiter.finish(record)
                     return _Outcome.SERVED
                 self._close(record)
             host = self._hosts.get(waiter.key)
@@ -432,10 +434,9 @@ class PoolState:
             for record in host.spare:
                 owner = record.owner
                 if owner is None or not waiter.preconnect:
-                    if owner is not None:
-                        owner.connecting = None
-                        owner.done = True
-                        owner.notify()
+                    if owner is not None:  # the preconnect returns: its job is done
+                        owner.finish()
+                        record.promised = True
                     self._set_owner(record, waiter)
                     waiter.connecting = record
                     return _Outcome.SERVED
