@@ -48,7 +48,7 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .state_policy import ConnectionRecord
+    from .connections_policy import ConnectionRecord
 
 __all__ = ["Waiter", "WaiterQueue"]
 
