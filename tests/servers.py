@@ -440,6 +440,43 @@ def _lower(name: str | bytes) -> bytes:
     return (name if isinstance(name, bytes) else name.encode("ascii")).lower()
 
 
+# -- what this process has open -----------------------------------------------
+
+
+def open_sockets() -> set[str]:
+    """The sockets this process has open, as ``/proc/self/fd`` names them."""
+    names = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # the directory's own fd, closed while listing
+            continue
+        if target.startswith("socket:"):
+            names.add(f"{fd} {target}")
+    return names
+
+
+def sockets_to(port: int) -> int:
+    """How many TCP sockets of this process are connected or connecting to ``port``.
+
+    Linux only: the process's socket inodes (``/proc/self/fd``) matched
+    against the kernel's tables, so a client's socket counts from its SYN
+    on, and the server's side of the same connection (whose *local* port is
+    ``port``) doesn't.
+    """
+    inodes = {name.split("socket:[", 1)[1].rstrip("]") for name in open_sockets()}
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            next(lines)  # the column names
+            for line in lines:
+                fields = line.split()
+                remote, inode = fields[2], fields[9]
+                if int(remote.rsplit(":", 1)[1], 16) == port and inode in inodes:
+                    count += 1
+    return count
+
+
 # -- a listener whose connects never complete ----------------------------------
 
 

@@ -15,7 +15,6 @@ is replaced by a stub. Linux routes all of 127.0.0.0/8 to ``lo``, so
 from __future__ import annotations
 
 import json
-import os
 import socket
 import ssl
 import time
@@ -30,6 +29,7 @@ from servers import (
     ServerConnection,
     echo_app,
     hanging_listener,
+    open_sockets,
     serve_asgi,
     serve_http,
 )
@@ -119,19 +119,6 @@ def free_port(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def open_sockets() -> set[str]:
-    """The sockets this process has open, as ``/proc/self/fd`` names them."""
-    names = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:  # the directory's own fd, closed while listing
-            continue
-        if target.startswith("socket:"):
-            names.add(f"{fd} {target}")
-    return names
 
 
 # -- Unix sockets ----------------------------------------------------------------

@@ -305,6 +305,159 @@ def test_queue_order_priority_then_fifo(priorities: list[int], same_host: bool) 
     assert h.stats().waiting == 0
 
 
+# A table of queues: the limits (total/per host), the connections lent before
+# anything queues (by key), the waiters as "name:key:priority[:fresh|:pre]",
+# the names cancelled while they wait, and the order in which the waiters must
+# be served when the lent connections are given back one at a time, oldest
+# loan first (each new connection comes up at once).
+QUEUE_TABLE = {
+    "one-host-mixed-priorities": (
+        "10/1",
+        "a",
+        "a1:a:N a2:a:L a3:a:VH a4:a:N a5:a:H",
+        "",
+        "a3 a5 a1 a4 a2",
+    ),
+    "total-limit-across-hosts": ("1/1", "a", "b1:b:N a1:a:N c1:c:VH b2:b:H", "", "c1 b2 b1 a1"),
+    "per-host-queues-apart": ("10/1", "a b", "a1:a:N b1:b:VH a2:a:VH b2:b:L", "", "a2 b1 a1 b2"),
+    "idle-of-another-host-closed-for-the-best": (
+        "2/1",
+        "a b",
+        "c1:c:L a1:a:N d1:d:VH b1:b:N",
+        "",
+        "d1 a1 b1 c1",
+    ),
+    "cancel-in-the-middle-and-the-best": (
+        "1/1",
+        "a",
+        "a1:a:N a2:a:N a3:a:N b1:b:N a4:a:VH",
+        "a2 a4",
+        "a1 a3 b1",
+    ),
+    "cancel-heads-of-two-hosts": ("1/1", "a", "a1:a:N a2:a:N b1:b:H b2:b:N", "b1 a1", "a2 b2"),
+    "fresh-only-waits-its-turn": ("10/1", "a", "a1:a:N:fresh a2:a:H a3:a:N", "", "a2 a1 a3"),
+    "both-limits-mixed": (
+        "3/2",
+        "a a b",
+        "b1:b:L a1:a:N c1:c:N a2:a:H c2:c:VL b2:b:VH c3:c:N",
+        "c1",
+        "b2 a2 a1 c3 b1 c2",
+    ),
+    "preconnect-in-priority-order": ("1/1", "a", "p1:b:VH:pre a1:a:N", "", "p1 a1"),
+}
+
+_PRIORITIES = {"VL": P.VERY_LOW, "L": P.LOW, "N": P.NORMAL, "H": P.HIGH, "VH": P.VERY_HIGH}
+
+
+def _also(first: Callable[[], None], then: Callable[[], None]) -> Callable[[], None]:
+    def both() -> None:
+        first()
+        then()
+
+    return both
+
+
+@pytest.mark.parametrize("row", list(QUEUE_TABLE))
+def test_queue_table(row: str) -> None:
+    limits, lent, queued, cancelled, expected = QUEUE_TABLE[row]
+    max_conns, per_host = map(int, limits.split("/"))
+    h = Harness(max_conns=max_conns, max_conns_per_host=per_host)
+    loans = [h.in_use_conn(key) for key in lent.split()]
+    order: list[str] = []
+    waiters: dict[str, Waiter] = {}
+    for spec in queued.split():
+        name, key, priority, *flags = spec.split(":")
+        waiter = h.request(
+            key,
+            priority=_PRIORITIES[priority],
+            fresh_only="fresh" in flags,
+            preconnect="pre" in flags,
+        )
+        waiter.notify = _also(waiter.notify, lambda name=name: order.append(name))
+        waiters[name] = waiter
+        assert not waiter.done and waiter.connecting is None, f"{name} was served at once"
+    for name in cancelled.split():
+        h.cancel_waiter(waiters[name], 0.5)
+    assert h.stats().waiting == len(queued.split()) - len(cancelled.split())
+    now = 1.0
+    while loans:
+        h.release(loans.pop(0), reusable=True, now=now)
+        now += 1.0
+        while connecting := [r for r in h.opened if r.state is ConnState.CONNECTING]:
+            h.connected(connecting[0], now)
+        for name in order:
+            conn = waiters[name].conn
+            if conn is not None:  # the request task takes its connection
+                waiters[name].conn = None
+                conn.used = True
+                loans.append(conn)
+    assert order == expected.split()
+    assert h.stats().waiting == 0
+    assert all(h.notifications(waiters[name]) == 0 for name in cancelled.split())
+
+
+def test_cancelled_waiters_in_a_long_queue_keep_order_and_memory_bounded() -> None:
+    h = Harness(max_conns=1, max_conns_per_host=1)
+    busy = h.in_use_conn("a")
+    waiters = [h.request("a", priority=P.HIGH if i % 7 == 0 else P.NORMAL) for i in range(300)]
+    keep = [w for i, w in enumerate(waiters) if i % 10 in (3, 7)]
+    for waiter in waiters:
+        if waiter not in keep:
+            h.cancel_waiter(waiter, 0.5)
+    assert h.stats().waiting == len(keep)
+    # Cancelled waiters don't pile up in the queue: memory follows the live ones.
+    (lane,) = h.state._queue._lanes.values()
+    assert len(lane.heap) <= 2 * len(keep) + 16
+    expected = sorted(keep, key=lambda w: w.sort_key)
+    served = []
+    current = busy
+    for _ in keep:
+        h.release(current, reusable=True, now=1.0)
+        (waiter,) = [w for w in keep if w.conn is not None]
+        served.append(waiter)
+        current, waiter.conn = waiter.conn, None
+    assert served == expected
+
+
+@pytest.mark.parametrize("hosts", [1, 50])
+def test_a_transition_looks_at_a_bounded_number_of_waiters(
+    hosts: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15 item 6: no transition walks the whole queue (it used to, every time)."""
+    state = PoolState(lambda key, plan: FakeRecord(key, str(key)), lambda record: None)
+    state.max_conns_per_host = 2
+    looked_at = 0
+    serve = state._serve
+
+    def counting(waiter: Waiter) -> Any:
+        nonlocal looked_at
+        looked_at += 1
+        return serve(waiter)
+
+    monkeypatch.setattr(state, "_serve", counting)
+    waiters = [Waiter(f"h{i % hosts}") for i in range(4000)]
+    for waiter in waiters:
+        state.enqueue(waiter)
+    assert state.statistics().waiting == 4000 - min(hosts * 2, state.max_conns)
+    looked_at = 0
+    steps = 0
+    while True:
+        for record in [r for r in state.records() if r.state is ConnState.CONNECTING]:
+            state.connected(record, 1.0)
+        lent = [w.conn for w in waiters if w.conn is not None]
+        if not lent:
+            break
+        for waiter in waiters:
+            waiter.conn = None
+        for record in lent:
+            assert record is not None
+            state.release(record, reusable=True, now=1.0)
+            steps += 1
+    assert state.statistics().waiting == 0 and steps == len(waiters)
+    # Each release serves one waiter: a few looks each, whatever the queue's length.
+    assert looked_at <= 3 * steps, (looked_at, steps)
+
+
 def test_checkout_idle_is_lifo_and_skips_dead() -> None:
     h = Harness(max_conns=5, max_conns_per_host=5)
     records = [h.in_use_conn("a", now=float(i)) for i in range(3)]
@@ -413,10 +566,12 @@ def test_fresh_only_waits_for_a_fresh_connection_not_a_released_one() -> None:
 
 def test_request_takes_over_an_unowned_connecting_connection() -> None:
     h = Harness()
-    w1 = h.request("a")
+    p = h.request("a", preconnect=True)
+    w1 = h.request("a")  # takes the attempt over; the preconnect returns
     record = w1.connecting
-    assert record is not None
+    assert record is not None and p.done and record.promised
     h.cancel_waiter(w1, 0.5)
+    # The preconnect returned on its promise: the attempt goes on, owned by nobody.
     assert record.owner is None and record.state is ConnState.CONNECTING
     w2 = h.request("a")
     assert w2.connecting is record and record.owner is w2
@@ -528,14 +683,70 @@ def test_cancel_one_of_several_equal_priority_waiters() -> None:
     assert order == [ws[0], ws[1], ws[3]]
 
 
-def test_cancel_waiter_owning_a_connecting_record() -> None:
-    h = Harness(idle_timeout=60)
-    w = h.request("a")
+# When the waiter that owns a CONNECTING record goes away (issue 15 item 5):
+# what happens to the attempt, given who else waits. Columns: the limits
+# (total/per host), the owner and the waiters queued behind it (each
+# "key[:pre|:fresh][:VH]"), the record's fate, and the waiter that then owns
+# it or got the freed slot.
+ORPHAN_TABLE = {
+    "alone": ("10/2", "a", "", "closed", None),
+    "a-preconnect-alone": ("10/2", "a:pre", "", "closed", None),
+    "only-another-host-waits": ("1/1", "a", "b", "closed", "b"),
+    "a-preconnect-and-another-host": ("1/1", "a:pre", "b", "closed", "b"),
+    "a-request-for-its-host-waits": ("1/1", "a", "b a", "taken", "a"),
+    "a-fresh-only-request-waits": ("1/1", "a", "a:fresh", "taken", "a:fresh"),
+    "a-preconnect-for-its-host-waits": ("1/1", "a", "a:pre", "taken", "a:pre"),
+    "a-preconnect-after-a-preconnect": ("10/1", "a:pre", "a:pre", "taken", "a:pre"),
+    "first-come-of-its-host": ("1/2", "a", "a a:pre", "taken", "a"),
+    "best-of-its-host": ("1/2", "a", "a:pre a:VH", "taken", "a:VH"),
+}
+
+
+def _table_waiter(h: Harness, spec: str) -> Waiter:
+    key, *flags = spec.split(":")
+    return h.request(
+        key,
+        priority=P.VERY_HIGH if "VH" in flags else P.NORMAL,
+        fresh_only="fresh" in flags,
+        preconnect="pre" in flags,
+    )
+
+
+@pytest.mark.parametrize("row", list(ORPHAN_TABLE))
+def test_cancel_waiter_owning_a_connecting_record(row: str) -> None:
+    limits, owner, queued, fate, heir = ORPHAN_TABLE[row]
+    max_conns, per_host = map(int, limits.split("/"))
+    h = Harness(max_conns=max_conns, max_conns_per_host=per_host, idle_timeout=60)
+    w = _table_waiter(h, owner)
     record = w.connecting
     assert record is not None
+    waiters = {spec: _table_waiter(h, spec) for spec in queued.split()}
+    assert all(not x.done and x.connecting is None for x in waiters.values())
     h.cancel_waiter(w, 1.0)
-    assert w.done and w.connecting is None and record.owner is None
-    assert record.state is ConnState.CONNECTING  # it goes on connecting
+    assert w.done and w.connecting is None and w.conn is None and h.notifications(w) == 0
+    if fate == "closed":
+        # Nobody else could use it: the attempt is cancelled at once.
+        assert record.state is ConnState.CLOSED and h.closed == [record]
+        h.connected(record, 2.0)  # the task's late report changes nothing
+        assert record.state is ConnState.CLOSED
+    else:
+        assert record.state is ConnState.CONNECTING and h.closed == []
+        assert record.owner is waiters[heir]
+    if heir is not None:
+        assert waiters[heir].connecting is not None  # the attempt, or the freed slot
+        others = [x for name, x in waiters.items() if name != heir]
+        assert all(x.connecting is None and not x.done for x in others)
+    assert h.stats().waiting == len(waiters) - (heir is not None)
+
+
+def test_cancel_waiter_keeps_an_attempt_a_preconnect_returned_on() -> None:
+    h = Harness(idle_timeout=60)
+    h.request("a", preconnect=True)
+    w = h.request("a")
+    record = w.connecting
+    assert record is not None and record.promised
+    h.cancel_waiter(w, 1.0)
+    assert record.state is ConnState.CONNECTING and record.owner is None
     assert h.stats() == PoolStatistics(1, 1, 0, 0, 0)
     h.connected(record, 2.0)
     assert record.state is ConnState.IDLE and w.conn is None
@@ -764,22 +975,31 @@ def test_close_idle() -> None:
 
 
 def _populated() -> tuple[Harness, dict[str, Any]]:
-    """A pool with a queued waiter, an owned and an unowned connecting record,
-    an idle and a lent connection, and a preconnect in progress."""
+    """A pool with a queued waiter, an idle and a lent connection, and four
+    connecting records: one owned by a request, one by a preconnect, and two
+    that a request took over from a preconnect (one of these requests was
+    cancelled since: its record goes on, owned by nobody)."""
     h = Harness(max_conns=10, max_conns_per_host=1)
     parts: dict[str, Any] = {}
     parts["idle"] = h.idle_conn("idle")
     parts["busy"] = h.in_use_conn("busy")
     parts["owner"] = h.request("owned")
     parts["owned"] = parts["owner"].connecting
-    lost = h.request("unowned")
-    parts["unowned"] = lost.connecting
-    h.cancel_waiter(lost, 0.0)
+    for name in ("unowned", "taken"):
+        h.request(name, preconnect=True)
+        parts[f"{name}-taker"] = h.request(name)  # the preconnect returns
+        parts[name] = parts[f"{name}-taker"].connecting
+    h.cancel_waiter(parts["unowned-taker"], 0.0)
     parts["preconnect"] = h.request("pre", preconnect=True)
     parts["pre"] = parts["preconnect"].connecting
     parts["queued"] = h.request("busy")  # waits: the host limit is reached
-    assert h.stats() == PoolStatistics(5, 3, 1, 1, 1)
+    assert h.stats() == PoolStatistics(6, 4, 1, 1, 1)
+    assert parts["unowned"].owner is None and parts["unowned"].promised
     return h, parts
+
+
+#: The waiters still waiting in ``_populated()``.
+WAITING = ("owner", "taken-taker", "preconnect", "queued")
 
 
 def test_close_all() -> None:
@@ -787,11 +1007,11 @@ def test_close_all() -> None:
     h.close_all(lambda: NetworkError("the session is closed"))
     assert h.stats() == PoolStatistics(0, 0, 0, 0, 0)
     assert all(r.state is ConnState.CLOSED for r in h.opened)
-    assert len(h.closed) == len(h.opened) == 5
-    errors = [p[name].error for name in ("owner", "preconnect", "queued")]
+    assert len(h.closed) == len(h.opened) == 6
+    errors = [p[name].error for name in WAITING]
     assert all(isinstance(e, NetworkError) for e in errors), errors
-    assert len({id(e) for e in errors}) == 3  # one exception object per waiting task
-    assert all(h.notifications(p[name]) == 1 for name in ("owner", "preconnect", "queued"))
+    assert len({id(e) for e in errors}) == len(WAITING)  # one exception object per task
+    assert all(h.notifications(p[name]) == 1 for name in WAITING)
     # late events from the connection tasks change nothing
     h.connected(p["owned"], 1.0)
     h.connect_failed(p["pre"], OSError())
@@ -800,7 +1020,7 @@ def test_close_all() -> None:
     assert h.stats() == PoolStatistics(0, 0, 0, 0, 0)
     # new requests are refused at once
     w = h.request("late")
-    assert w.done and isinstance(w.error, NetworkError) and not h.opened[5:]
+    assert w.done and isinstance(w.error, NetworkError) and not h.opened[6:]
     assert "0/10 connections" in repr(h.state)
 
 
@@ -809,20 +1029,22 @@ def test_abort() -> None:
     lent = h.abort(lambda: anysoup.RequestCancelled("aborted"))
     assert lent == [p["busy"]] and p["busy"].state is ConnState.CLOSED
     assert p["idle"].state is ConnState.CLOSED
-    errors = [p[name].error for name in ("owner", "preconnect", "queued")]
+    errors = [p[name].error for name in WAITING]
     assert all(isinstance(e, anysoup.RequestCancelled) for e in errors), errors
-    assert len({id(e) for e in errors}) == 3
-    assert all(h.notifications(p[name]) == 1 for name in ("owner", "preconnect", "queued"))
-    # connecting records go on, without owners
-    for name in ("owned", "unowned", "pre"):
+    assert len({id(e) for e in errors}) == len(WAITING)
+    assert all(h.notifications(p[name]) == 1 for name in WAITING)
+    # Attempts go with their requests and preconnects...
+    assert p["owned"].state is ConnState.CLOSED and p["pre"].state is ConnState.CLOSED
+    # ...except those a preconnect returned on: they go on, without owners.
+    for name in ("unowned", "taken"):
         assert p[name].state is ConnState.CONNECTING and p[name].owner is None
-    assert h.stats() == PoolStatistics(3, 3, 0, 0, 0)
+    assert h.stats() == PoolStatistics(2, 2, 0, 0, 0)
     # the pool still works: they come up idle and serve new requests
-    for name in ("owned", "unowned", "pre"):
+    for name in ("unowned", "taken"):
         h.connected(p[name], 1.0)
-    assert h.stats() == PoolStatistics(3, 0, 3, 0, 0)
-    w = h.request("owned")
-    assert w.conn is p["owned"]
+    assert h.stats() == PoolStatistics(2, 0, 2, 0, 0)
+    w = h.request("taken")
+    assert w.conn is p["taken"]
 
 
 def test_repr() -> None:

@@ -38,6 +38,7 @@ from servers import (
     ServerConnection,
     serve_http,
     serve_raw,
+    sockets_to,
 )
 from ws_servers import WsPeer, serve_ws
 
@@ -992,11 +993,11 @@ async def until(predicate: Callable[[], bool]) -> None:
             await anyio.sleep(0.01)
 
 
-async def test_cancelled_during_connect_the_tunnel_still_serves_the_next_request(
+async def test_cancelled_during_connect_the_tunnel_goes_with_the_request(
     database: TlsDatabase, tls_server_context: ssl.SSLContext, leak_check: LeakCheck
 ) -> None:
-    """The connection belongs to the session, not the request: cancelling the
-    request leaves it connecting; once the proxy answers it waits idle."""
+    """Nobody else could use the tunnel being made: it is closed with its request
+    (issue 15 item 5), and the next request makes its own."""
     reached, release = anyio.Event(), anyio.Event()
 
     async def slow_gate(request: ProxyRequest) -> Refusal | None:
@@ -1007,14 +1008,13 @@ async def test_cancelled_during_connect_the_tunnel_still_serves_the_next_request
     async with origin("https", tls_server_context) as server, serve_proxy(slow_gate) as proxy:
         async with via(proxy.url, database) as session:
             await cancel_when(reached, lambda: get(session, server.url_for("/cancelled")))
-            assert session.statistics() == anysoup.PoolStatistics(1, 1, 0, 0, 0)
+            assert session.statistics() == anysoup.PoolStatistics(0, 0, 0, 0, 0)
             release.set()
-            await until(lambda: session.statistics().idle == 1)
             msg, body = await get(session, server.url_for("/after"))
             assert (msg.status, body) == (200, b"hello /after")
             assert session.statistics() == anysoup.PoolStatistics(1, 0, 1, 0, 0)
         await leak_check(session)
-    assert len(proxy.connects) == 1 and server.connections == 1
+    assert len(proxy.connects) == 2
     assert [r.target for r in server.requests] == ["/after"]
 
 
@@ -1031,8 +1031,11 @@ async def test_cancelled_while_a_proxy_never_answers(
     async with serve_raw(silent) as proxy:
         async with via(f"{scheme}://127.0.0.1:{proxy.port}", database) as session:
             await cancel_when(reached, lambda: get(session, "https://origin.test/"))
-            # Still connecting, for nobody: the session's end (or its timeout) stops it.
-            assert session.statistics() == anysoup.PoolStatistics(1, 1, 0, 0, 0)
+            # Wanted by nobody: the attempt is cancelled with its request.
+            assert session.statistics() == anysoup.PoolStatistics(0, 0, 0, 0, 0)
+            with anyio.fail_after(BOUND):
+                while sockets_to(proxy.port):  # noqa: ASYNC110 (no notification)
+                    await anyio.sleep(0.01)
         await leak_check(session)
 
 

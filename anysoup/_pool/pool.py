@@ -277,7 +277,10 @@ class Pool:
         self._task_group = None
 
     def abort(self) -> None:
-        """Fail waiting requests, interrupt lent connections and close idle ones."""
+        """Fail waiting requests (cancelling their connects), interrupt lent connections.
+
+        Idle connections are closed too.
+        """
         for record in self.state.abort(lambda: RequestCancelled("the session was aborted")):
             assert isinstance(record, Connection)
             record.close("abort")

@@ -21,152 +21,54 @@ whatever order events arrive in. Because no transition awaits, a cancellation
 can't land in the middle of one: a cancelled request runs one synchronous
 clean-up (:meth:`cancel_waiter` or :meth:`release`) and the state is whole.
 
-A request that can't be served at once becomes a :class:`Waiter` in a queue
-ordered by priority, then arrival. After every transition that frees something
-:meth:`_process` walks the queue and serves whom it can.
+A request that can't be served at once becomes a
+:class:`~anysoup._pool.queue_policy.Waiter` in the
+:class:`~anysoup._pool.queue_policy.WaiterQueue`, ordered by priority, then
+arrival. A transition that frees something for a key *touches* the key (its
+waiters are looked at again); :meth:`PoolState._process` then serves, best
+first, every waiter that can be served, looking only at the head of each
+lane that may have changed, so a transition costs O(log n) in the waiters.
+The oldest idle connection (closed to make room for another host) comes from
+a heap too.
 """
 
 from __future__ import annotations
 
-import bisect
 import enum
-import itertools
 import math
 from collections.abc import Callable, Hashable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from .._model.exceptions import NetworkError
+from .connections_policy import (
+    SPECULATIVE_IDLE_TIMEOUT,
+    ConnectionRecord,
+    ConnState,
+    Host,
+    IdleIndex,
+    PoolStatistics,
+)
+from .queue_policy import Waiter, WaiterQueue
 
-__all__ = ["ConnState", "ConnectionRecord", "PoolState", "PoolStatistics", "Waiter"]
-
-#: A connection that was made ahead of need (preconnect, or for a request that
-#: was cancelled while it connected) and never used is dropped after this long.
-SPECULATIVE_IDLE_TIMEOUT = 3.0
-
-_sequence = itertools.count()
-
-
-class ConnState(enum.Enum):
-    """The states of a pooled connection."""
-
-    #: Its task is resolving, connecting or handshaking.
-    CONNECTING = "connecting"
-    #: Ready, waiting in its host's idle stack.
-    IDLE = "idle"
-    #: Lent to one message.
-    IN_USE = "in-use"
-    #: Taken out of the pool for good by its message (a WebSocket after its
-    #: 101 answer): no longer counted against the limits, closed with the session.
-    DETACHED = "detached"
-    #: Out of the pool; its task closes (or has closed) the socket.
-    CLOSED = "closed"
+__all__ = [
+    "SPECULATIVE_IDLE_TIMEOUT",
+    "ConnState",
+    "ConnectionRecord",
+    "PoolState",
+    "PoolStatistics",
+    "Waiter",
+]
 
 
-class ConnectionRecord:
-    """The pool's view of one connection. The shell subclasses it."""
+class _Outcome(enum.Enum):
+    """What :meth:`PoolState._serve` did with a waiter."""
 
-    __slots__ = ("expires_at", "idle_since", "io_deadline", "key", "owner", "state", "used")
-
-    def __init__(self, key: Hashable) -> None:
-        #: The pool key: connections are shared only between equal keys.
-        self.key = key
-        #: The current state.
-        self.state = ConnState.CONNECTING
-        #: The waiter this connection is being made for, while CONNECTING.
-        self.owner: Waiter | None = None
-        #: Whether a message was written on it (it then lives ``idle_timeout`` when
-        #: idle); set by whoever borrows it.
-        self.used = False
-        #: When it last became IDLE.
-        self.idle_since = 0.0
-        #: When an IDLE connection expires.
-        self.expires_at = math.inf
-        #: While IN_USE: when the current read or write stalls out (set by the driver).
-        self.io_deadline = math.inf
-
-    def is_alive(self) -> bool:
-        """Whether an IDLE connection can still carry a message (the shell checks the socket)."""
-        return True
-
-
-class Waiter:
-    """A request (or preconnect) waiting for a connection.
-
-    When it is served, ``notify`` is called once; then exactly one of ``conn``
-    (an IN_USE connection now lent to it), ``error`` (its connection failed)
-    or ``done`` alone (a preconnect found or made an idle connection) is set.
-    """
-
-    __slots__ = (
-        "conn",
-        "connecting",
-        "done",
-        "error",
-        "fresh_only",
-        "key",
-        "notify",
-        "plan",
-        "preconnect",
-        "sort_key",
-    )
-
-    def __init__(
-        self,
-        key: Hashable,
-        *,
-        priority: int = 0,
-        fresh_only: bool = False,
-        preconnect: bool = False,
-        notify: Callable[[], None] = lambda: None,
-        plan: object = None,
-    ) -> None:
-        self.key = key
-        #: What the shell needs to make a connection for this waiter (opaque here).
-        self.plan = plan
-        self.sort_key = (-priority, next(_sequence))
-        #: The message must go on a new connection (never an idle one).
-        self.fresh_only = fresh_only
-        #: A preconnect: wants a connection to exist, not to borrow one.
-        self.preconnect = preconnect
-        self.notify = notify
-        #: The connection being made for this waiter, while it connects.
-        self.connecting: ConnectionRecord | None = None
-        self.conn: ConnectionRecord | None = None
-        self.error: BaseException | None = None
-        self.done = False
-
-    def __lt__(self, other: Waiter) -> bool:
-        return self.sort_key < other.sort_key
-
-
-@dataclass(frozen=True)
-class PoolStatistics:
-    """A snapshot of the pool's counters (``Session.statistics()``)."""
-
-    #: Connections not closed: connecting + idle + in use.
-    connections: int
-    #: Connections being made.
-    connecting: int
-    #: Connections ready and unused.
-    idle: int
-    #: Connections lent to a message.
-    in_use: int
-    #: Requests and preconnects waiting for a connection.
-    waiting: int
-    #: Connections taken out of the pool by their message (open WebSockets).
-    detached: int = 0
-
-
-class _Host:
-    """The connections of one pool key."""
-
-    __slots__ = ("connecting", "count", "idle")
-
-    def __init__(self) -> None:
-        self.idle: list[ConnectionRecord] = []  # oldest first; reuse pops the newest
-        self.connecting: list[ConnectionRecord] = []
-        self.count = 0  # every state but CLOSED
+    #: It got a connection (idle, taken over or new), or its preconnect is done.
+    SERVED = "served"
+    #: Only the ``max_conns`` limit stands in the way, and nothing idle to close.
+    ROOM = "room"
+    #: Its pool key is at ``max_conns_per_host``.
+    HOST = "host"
 
 
 class PoolState:
@@ -195,9 +97,10 @@ class PoolState:
         self.max_conns = max_conns
         self.max_conns_per_host = max_conns_per_host
         self.idle_timeout = idle_timeout
-        self._hosts: dict[Hashable, _Host] = {}
-        self._waiters: list[Waiter] = []
+        self._hosts: dict[Hashable, Host] = {}
+        self._queue = WaiterQueue()
         self._total = 0
+        self._idle = IdleIndex()
         self.in_use: set[ConnectionRecord] = set()
         #: Connections their message took out of the pool (WebSockets).
         self.detached: set[ConnectionRecord] = set()
@@ -210,17 +113,15 @@ class PoolState:
 
         Returns None when the caller must queue a :class:`Waiter` instead.
         """
-        if self._waiters:
+        if self._queue:
             return None
         host = self._hosts.get(key)
         if host is None:
             return None
-        idle = host.idle
-        while idle:
-            record = idle.pop()
+        while host.idle:
+            record = self._pop_idle(host)
             if record.is_alive():
-                record.state = ConnState.IN_USE
-                self.in_use.add(record)
+                self._lend(record)
                 return record
             self._close(record)
         return None
@@ -228,14 +129,20 @@ class PoolState:
     def enqueue(self, waiter: Waiter) -> None:
         """Queue ``waiter`` and serve the queue (it may be served at once)."""
         if self.closing:
-            waiter.error = _closed_error()
+            waiter.error = _closed_error()  # no notify: the caller looks at once
             waiter.done = True
             return
-        bisect.insort(self._waiters, waiter)
+        self._queue.push(waiter)
         self._process()
 
     def cancel_waiter(self, waiter: Waiter, now: float) -> None:
-        """Undo ``waiter`` after its task was cancelled or failed, wherever it got to."""
+        """Undo ``waiter`` after its task was cancelled or failed, wherever it got to.
+
+        A connection still being made for it goes to the best waiter queued
+        for the same key; failing that, it goes on if a preconnect returned on
+        it (``promised``), else it is closed: the attempt is cancelled now and
+        its slot freed, rather than held until the attempt ends or times out.
+        """
         if waiter.done:
             if waiter.conn is not None:  # served, but its task never took the connection
                 conn, waiter.conn = waiter.conn, None
@@ -243,14 +150,19 @@ class PoolState:
             return
         waiter.done = True
         record = waiter.connecting
-        if record is not None:
-            waiter.connecting = None
-            if record.owner is waiter:
-                record.owner = None  # it goes on connecting, then waits idle
+        if record is None:
+            self._queue.remove(waiter)
             return
-        index = bisect.bisect_left(self._waiters, waiter)
-        if index < len(self._waiters) and self._waiters[index] is waiter:
-            del self._waiters[index]
+        waiter.connecting = None
+        if record.owner is waiter:
+            self._set_owner(record, None)
+            self._queue.touch(record.key)
+            self._process()  # a waiter for the same key may take the attempt over
+            if record.owner is None and not record.promised:
+                # Nobody wants it any more: cancel the attempt (DNS, connect, TLS,
+                # proxy) now, so that its slot doesn't wait for the timeout.
+                self._close(record)
+                self._process()
 
     def release(self, record: ConnectionRecord, *, reusable: bool, now: float) -> None:
         """Take back a lent connection: to IDLE if ``reusable``, else close it."""
@@ -288,21 +200,17 @@ class PoolState:
         """A connection task finished connecting: give the connection to its owner."""
         if record.state is not ConnState.CONNECTING:
             return
-        self._hosts[record.key].connecting.remove(record)
         owner, record.owner = record.owner, None
+        host = self._hosts[record.key]
+        del host.connecting[record]
+        host.spare.pop(record, None)
         if owner is None or owner.preconnect:
             self._make_idle(record, now)
             if owner is not None:
-                owner.connecting = None
-                owner.done = True
-                owner.notify()
+                owner.finish()
         else:
-            owner.connecting = None
-            record.state = ConnState.IN_USE
-            self.in_use.add(record)
-            owner.conn = record
-            owner.done = True
-            owner.notify()
+            self._lend(record)
+            owner.finish(record)
         self._process()
 
     def connect_failed(self, record: ConnectionRecord, error: BaseException) -> None:
@@ -312,10 +220,7 @@ class PoolState:
         owner = record.owner
         self._close(record)
         if owner is not None:
-            owner.connecting = None
-            owner.error = error
-            owner.done = True
-            owner.notify()
+            owner.finish(error=error)
         self._process()
 
     def gone(self, record: ConnectionRecord) -> None:
@@ -324,19 +229,15 @@ class PoolState:
             owner = record.owner if record.state is ConnState.CONNECTING else None
             self._close(record)
             if owner is not None:
-                owner.connecting = None
-                owner.error = _closed_error()
-                owner.done = True
-                owner.notify()
+                owner.finish(error=_closed_error())
             self._process()
 
     # -- housekeeping ---------------------------------------------------------
 
     def expire(self, now: float) -> list[ConnectionRecord]:
         """Close idle connections past their expiry; return lent ones whose I/O stalled."""
-        for host in list(self._hosts.values()):
-            for record in [r for r in host.idle if r.expires_at <= now]:
-                self._close(record)
+        for record in [r for r in self._idle if r.expires_at <= now]:
+            self._close(record)
         stalled = [r for r in self.in_use if r.io_deadline <= now]
         for record in stalled:
             self._close(record)
@@ -346,15 +247,14 @@ class PoolState:
     def next_expiry(self) -> float:
         """The earliest time an idle connection expires (inf if none)."""
         return min(
-            (host.idle[0].expires_at for host in self._hosts.values() if host.idle),
+            (next(iter(host.idle)).expires_at for host in self._hosts.values() if host.idle),
             default=math.inf,
         )
 
     def close_idle(self) -> None:
         """Close every idle connection."""
-        for host in list(self._hosts.values()):
-            for record in list(host.idle):
-                self._close(record)
+        for record in list(self._idle):
+            self._close(record)
         self._process()
 
     def close_all(self, error: Callable[[], BaseException]) -> None:
@@ -370,19 +270,23 @@ class PoolState:
     def abort(self, error: Callable[[], BaseException]) -> list[ConnectionRecord]:
         """Fail every waiter with ``error()`` and close idle and lent connections.
 
+        Connections still connecting for a failed waiter are closed too,
+        except those a preconnect returned on (see :meth:`cancel_waiter`).
         Returns the lent connections (their tasks are told why they closed).
         """
-        waiters, self._waiters = self._waiters, []
+        waiters = self._queue.drain()
+        unwanted = []
         for host in self._hosts.values():
             for record in host.connecting:
                 if record.owner is not None:
                     waiters.append(record.owner)
-                    record.owner = None
+                    self._set_owner(record, None)
+                    if not record.promised:
+                        unwanted.append(record)
+        for record in unwanted:  # their attempts go with their requests
+            self._close(record)
         for waiter in waiters:
-            waiter.connecting = None
-            waiter.error = error()  # one exception object per waiting task
-            waiter.done = True
-            waiter.notify()
+            waiter.finish(error=error())  # one exception object per waiting task
         lent = list(self.in_use)
         for record in lent:
             self._close(record)
@@ -397,18 +301,18 @@ class PoolState:
             self.max_conns = max_conns
         if max_conns_per_host is not None:
             self.max_conns_per_host = max_conns_per_host
+        self._queue.touch_all()
         self._process()
 
     def statistics(self) -> PoolStatistics:
         """The current counters."""
-        idle = sum(len(h.idle) for h in self._hosts.values())
         connecting = sum(len(h.connecting) for h in self._hosts.values())
         return PoolStatistics(
             connections=self._total,
             connecting=connecting,
-            idle=idle,
+            idle=len(self._idle),
             in_use=len(self.in_use),
-            waiting=len(self._waiters),
+            waiting=len(self._queue),
             detached=len(self.detached),
         )
 
@@ -421,6 +325,19 @@ class PoolState:
 
     # -- internals ------------------------------------------------------------
 
+    def _lend(self, record: ConnectionRecord) -> None:
+        record.state = ConnState.IN_USE
+        self.in_use.add(record)
+
+    def _set_owner(self, record: ConnectionRecord, owner: Waiter | None) -> None:
+        """Give a CONNECTING record its owner, keeping its host's spare set right."""
+        record.owner = owner
+        spare = self._hosts[record.key].spare
+        if owner is None or owner.preconnect:
+            spare[record] = None
+        else:
+            spare.pop(record, None)
+
     def _make_idle(self, record: ConnectionRecord, now: float) -> None:
         record.state = ConnState.IDLE
         record.idle_since = now
@@ -429,7 +346,15 @@ class PoolState:
         else:
             lifetime = self.idle_timeout if self.idle_timeout > 0 else math.inf
         record.expires_at = now + lifetime
-        self._hosts[record.key].idle.append(record)
+        self._hosts[record.key].idle[record] = None
+        self._idle.add(record)
+        self._queue.touch(record.key)
+
+    def _pop_idle(self, host: Host) -> ConnectionRecord:
+        """Take the most recently used idle record of ``host`` (still IDLE)."""
+        record, _ = host.idle.popitem()
+        self._idle.discard(record)
+        return record
 
     def _close(self, record: ConnectionRecord) -> None:
         """Move ``record`` to CLOSED: the one place the counters go down."""
@@ -443,10 +368,11 @@ class PoolState:
             return
         host = self._hosts[record.key]
         if state is ConnState.IDLE:
-            if record in host.idle:  # not when the caller popped it already
-                host.idle.remove(record)
+            host.idle.pop(record, None)  # not there when the caller popped it already
+            self._idle.discard(record)
         elif state is ConnState.CONNECTING:
-            host.connecting.remove(record)
+            del host.connecting[record]
+            host.spare.pop(record, None)
             record.owner = None
         elif state is ConnState.IN_USE:
             self.in_use.discard(record)
@@ -460,83 +386,79 @@ class PoolState:
         self._total -= 1
         if host.count == 0:
             del self._hosts[record.key]
+        self._queue.touch(record.key)
 
     def _open(self, waiter: Waiter) -> None:
         record = self._open_connection(waiter.key, waiter.plan)
         host = self._hosts.get(waiter.key)
         if host is None:
-            host = self._hosts[waiter.key] = _Host()
-        host.connecting.append(record)
+            host = self._hosts[waiter.key] = Host()
+        host.connecting[record] = None
         host.count += 1
         self._total += 1
-        record.owner = waiter
+        self._set_owner(record, waiter)
         waiter.connecting = record
 
-    def _process(self) -> None:
-        """Serve every waiter that can be served, in queue order."""
-        if not self._waiters or self.closing:
-            return
-        waiting: list[Waiter] = []
-        for waiter in self._waiters:
-            if not self._serve(waiter):
-                waiting.append(waiter)
-        self._waiters = waiting
+    def _room(self) -> bool:
+        """Whether a new connection fits under ``max_conns``, if need be by closing an idle one."""
+        return self._total < self.max_conns or bool(self._idle)
 
-    def _serve(self, waiter: Waiter) -> bool:
+    def _process(self) -> None:
+        """Serve every waiter that can be served, best first (see the module docstring)."""
+        queue = self._queue
+        while not self.closing:
+            waiter = queue.best(self._room())
+            if waiter is None:
+                return
+            outcome = self._serve(waiter)
+            if outcome is _Outcome.SERVED:
+                queue.served(waiter)
+            else:
+                queue.blocked(waiter, room=outcome is _Outcome.ROOM)
+
+    def _serve(self, waiter: Waiter) -> _Outcome:
         host = self._hosts.get(waiter.key)
         if host is not None and not waiter.fresh_only:
             while host.idle:
                 if waiter.preconnect:
-                    waiter.done = True
-                    waiter.notify()
-                    return True
-                record = host.idle.pop()
+                    waiter.finish()
+                    return _Outcome.SERVED
+                record = self._pop_idle(host)
                 if record.is_alive():
-                    record.state = ConnState.IN_USE
-                    self.in_use.add(record)
-                    waiter.conn = record
-                    waiter.done = True
-                    waiter.notify()
-                    return True
+                    self._lend(record)
+                    waiter.finish(record)
+                    return _Outcome.SERVED
                 self._close(record)
             host = self._hosts.get(waiter.key)
         if host is not None:
-            for record in host.connecting:
+            for record in host.spare:
                 owner = record.owner
-                if owner is None or (owner.preconnect and not waiter.preconnect):
-                    if owner is not None:
-                        owner.connecting = None
-                        owner.done = True
-                        owner.notify()
-                    record.owner = waiter
+                if owner is None or not waiter.preconnect:
+                    if owner is not None:  # the preconnect returns: its job is done
+                        owner.finish()
+                        record.promised = True
+                    self._set_owner(record, waiter)
                     waiter.connecting = record
-                    return True
-        if not self._make_room(waiter.key):
-            return False
-        self._open(waiter)
-        return True
+                    return _Outcome.SERVED
+        outcome = self._make_room(waiter.key)
+        if outcome is _Outcome.SERVED:
+            self._open(waiter)
+        return outcome
 
-    def _make_room(self, key: Hashable) -> bool:
-        """Whether a new connection for ``key`` fits, closing idle ones if that helps."""
+    def _make_room(self, key: Hashable) -> _Outcome:
+        """Whether a new connection for ``key`` fits (SERVED), closing idle ones if that helps."""
         host = self._hosts.get(key)
         if host is not None and host.count >= self.max_conns_per_host:
             # Only a fresh-only waiter gets here with idle connections of its own key.
             if not host.idle:
-                return False
-            self._close(host.idle[0])
+                return _Outcome.HOST
+            self._close(next(iter(host.idle)))
         if self._total >= self.max_conns:
-            oldest = self._oldest_idle()
+            oldest = self._idle.oldest()
             if oldest is None:
-                return False
+                return _Outcome.ROOM
             self._close(oldest)
-        return True
-
-    def _oldest_idle(self) -> ConnectionRecord | None:
-        oldest: ConnectionRecord | None = None
-        for host in self._hosts.values():
-            if host.idle and (oldest is None or host.idle[0].idle_since < oldest.idle_since):
-                oldest = host.idle[0]
-        return oldest
+        return _Outcome.SERVED
 
     def __repr__(self) -> str:
         s = self.statistics()
