@@ -34,7 +34,7 @@ PAGE = b"<!DOCTYPE html><title>chain</title>" + b"x" * 2000
 
 async def gzipped_page(conn: ServerConnection, req: ReceivedRequest) -> None:
     """An HTML page, gzip-encoded, with no Content-Type: something for every stage."""
-    await conn.respond(200, [("Content-Encoding", "gzip")], gzip.compress(PAGE))
+    await conn.respond(200, [("Content-Encoding", "gzip")], gzip.compress(PAGE, mtime=0))
 
 
 def recorder() -> tuple[Logger, list[str]]:
@@ -106,7 +106,7 @@ async def test_every_stage_honours_disable_feature(leak_check: LeakCheck) -> Non
             with anyio.fail_after(BOUND):
                 body = await session.send_and_read(msg)
         await leak_check(session)
-    assert body == gzip.compress(PAGE)  # not decoded
+    assert body == gzip.compress(PAGE, mtime=0)  # not decoded
     assert "Accept-Encoding" not in msg.request_headers
     assert sniffed == [] and lines == []
 
@@ -115,7 +115,7 @@ async def test_features_changed_while_a_request_is_under_way(leak_check: LeakChe
     """The request in flight keeps its chain and filters; the next one gets the new chain."""
     headers_sent = anyio.Event()
     go_on = anyio.Event()
-    encoded = gzip.compress(PAGE)
+    encoded = gzip.compress(PAGE, mtime=0)
 
     async def slow_body(conn: ServerConnection, req: ReceivedRequest) -> None:
         if req.target == "/slow":

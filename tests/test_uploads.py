@@ -141,3 +141,25 @@ async def test_a_bytes_body_is_not_copied(
         await leak_check(session)
     # What sending allocated beside the body: slices in flight, not a copy.
     assert peak < size // 5, f"{peak / MiB:.1f} MiB allocated to send {size // MiB} MiB"
+
+
+async def test_the_programs_body_generator_is_closed_when_the_upload_stops(
+    leak_check: LeakCheck,
+) -> None:
+    closed: list[bool] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"g" * 65536
+        finally:
+            closed.append(True)
+
+    async with serve_raw(early_answer(413, close=False)) as server:
+        async with anysoup.Session() as session:
+            msg = anysoup.Message("POST", server.url_for("/"))
+            msg.set_request_body("application/octet-stream", body())
+            with anyio.fail_after(BOUND):
+                assert await session.send_and_read(msg) == b"no, thanks"
+            assert closed == [True]  # now, not when it is garbage-collected
+        await leak_check(session)

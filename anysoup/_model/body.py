@@ -91,8 +91,17 @@ class RequestBody:
                     return
                 yield chunk
         elif isinstance(source, AsyncIterable):
-            async for chunk in source:
-                yield _piece(chunk)
+            iterator = aiter(source)
+            try:
+                async for chunk in iterator:
+                    yield _piece(chunk)
+            finally:
+                # A body cut short (a failed write, an early answer, a
+                # cancellation) closes the program's generator now, as its
+                # own loop would have, not at garbage collection.
+                aclose = getattr(iterator, "aclose", None)
+                if aclose is not None:
+                    await aclose()
         else:
             assert isinstance(source, Iterable)
             for chunk in source:
