@@ -23,9 +23,7 @@ BOUND = 10.0
 MiB = 1024 * 1024
 
 
-def early_answer(
-    status: int, *, close: bool
-) -> Callable[[ServerConnection], Awaitable[None]]:
+def early_answer(status: int, *, close: bool) -> Callable[[ServerConnection], Awaitable[None]]:
     """Answer ``status`` as soon as the head is in, without reading the body.
 
     With ``close`` the server then closes (the client's writes fail); without
