@@ -6,7 +6,9 @@ then reads what the options name (``-d @file``, a password), builds the
 :class:`~anysoup.Session` and the :class:`~anysoup.Message`, and runs one
 exchange under :func:`anyio.run`. Every failure ends as one line on stderr,
 ``anysoup: <what failed>``, and an exit status chosen as curl chooses it (see
-:func:`exit_status`), so scripts written for curl read it the same way.
+:func:`exit_status`), so scripts written for curl read it the same way. The
+status is the same whatever becomes of stdout and stderr: a line that can't
+be written to stderr is lost, never turned into another failure.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import getpass
 import os
 import sys
+from collections.abc import Iterator
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -43,6 +46,7 @@ from .status import (
     Failure,
     exit_status,
 )
+from .streams import say, settle
 
 if TYPE_CHECKING:
     from .._features.auth.auth_policy import Auth
@@ -61,6 +65,16 @@ def main(argv: list[str] | None = None) -> int:
         argv: The arguments after the command's name (default ``sys.argv[1:]``).
     """
     try:
+        return _main(argv)
+    finally:
+        # What could not be written is still buffered: Python's own flush at
+        # exit would fail again and turn the status into 120.
+        settle(sys.stdout)
+        settle(sys.stderr)
+
+
+def _main(argv: list[str] | None) -> int:
+    try:
         options = parse_args(argv)
     except SystemExit as exc:  # argparse's --help (0) or usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
@@ -72,14 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         text = str(exc)
         if isinstance(exc, WebsocketClosed) and exc.reason:
             text += f": {exc.reason!r}"  # the peer's words, quoted: they could be anything
-        print(f"anysoup: {text}", file=sys.stderr)
+        say(sys.stderr, f"anysoup: {text}\n")
         return exit_status(exc)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # The reader went away (``anysoup URL | head``): stop quietly, as curl
-        # does, and keep Python from failing again when it flushes stdout.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # The reader went away (``anysoup URL | head``): stop quietly, as curl does.
         return EXIT_WRITE
 
 
@@ -198,13 +210,15 @@ def _http_error(msg: Message) -> str:
 async def _run(options: Options, session: Session, msg: Message) -> int:
     async with session:
         if options.websocket:
-            await converse(session, msg)
+            with _writing_stdout():
+                await converse(session, msg)
             return EXIT_OK
         async with session.send(msg) as body:
             if options.fail and msg.status >= 400:
                 raise Failure(EXIT_HTTP_ERROR, _http_error(msg))
             if options.output is None or options.output == "-":
-                await to_stdout(body)
+                with _writing_stdout():
+                    await to_stdout(body)
                 return EXIT_OK
             try:
                 await to_file(body, msg, options.output)
@@ -212,3 +226,18 @@ async def _run(options: Options, session: Session, msg: Message) -> int:
                 text = f"-o: can't write {options.output!r}: {exc.strerror or exc}"
                 raise Failure(EXIT_WRITE, text) from None
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _writing_stdout() -> Iterator[None]:
+    """Failing to write to stdout is curl's write error (23), said in one line.
+
+    A reader that went away (BrokenPipeError) ends the command quietly
+    instead (:func:`main`).
+    """
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise Failure(EXIT_WRITE, f"can't write to stdout: {exc.strerror or exc}") from None
