@@ -30,6 +30,7 @@ from servers import Handler, ReceivedRequest, Server, ServerConnection, serve_ht
 from ws_servers import websockets_server
 
 from anysoup import (
+    BodyTooLarge,
     ConnectError,
     EncodingError,
     IncompleteBody,
@@ -94,9 +95,20 @@ def test_options_are_kept() -> None:
 
 
 @pytest.mark.parametrize(
+    ("size", "expected"),
+    [("1000", 1000), ("2k", 2048), ("3M", 3 << 20), ("1g", 1 << 30), ("0", None)],
+)
+def test_max_filesize_takes_curls_suffixes(size: str, expected: int | None) -> None:
+    assert parse_args(["--max-filesize", size, "http://h/"]).max_filesize == expected
+
+
+@pytest.mark.parametrize(
     "argv",
     [
         [],
+        ["--max-filesize", "-1", "http://h/"],
+        ["--max-filesize", "1.5k", "http://h/"],
+        ["--max-filesize", "1T", "http://h/"],
         ["-d", "x", "--json", "{}", "http://h/"],  # one kind of body at a time
         ["-d", "x", "--form", "a=1", "http://h/"],
         ["--json", "{not json", "http://h/"],
@@ -153,6 +165,7 @@ def _unresolved(text: str) -> ConnectError:
         (NetworkError("h:80: the server closed the connection without a response"), 52),
         (NetworkError("reading from h:80: connection reset by peer"), 56),
         (EncodingError("decoding gzip from h:80: bad header"), 61),
+        (BodyTooLarge("reading the response body from h:80: it is over …"), 63),
         (WebsocketError("the answer is not a WebSocket handshake"), 8),
         (WebsocketClosed("the WebSocket closed", code=4004, reason="no"), 56),
     ],
@@ -247,6 +260,8 @@ async def by_path(conn: ServerConnection, req: ReceivedRequest) -> None:
         await conn.respond(200, [("Set-Cookie", "flavour=oat; Path=/; Max-Age=600")], b"")
     elif req.target == "/big":
         await conn.respond(200, [("Content-Type", "application/octet-stream")], BIG)
+    elif req.target == "/big-chunked":
+        await conn.respond(200, [("Content-Type", "application/octet-stream")], BIG, chunked=True)
     else:
         await conn.respond(
             200, [("Content-Type", "text/plain")], b"body of " + req.target.encode()
@@ -543,3 +558,28 @@ def test_a_body_with_stdout_closed_is_a_write_error() -> None:
     assert result.returncode == 23, result
     lines = result.stderr.decode().splitlines()
     assert len(lines) == 1 and lines[0].startswith("anysoup: ") and "stdout" in lines[0], lines
+
+
+# -- --max-filesize --------------------------------------------------------------------
+
+
+def test_max_filesize_refuses_a_declared_length_before_writing(tmp_path: Path) -> None:
+    target = tmp_path / "big.bin"
+    with serve_in_thread(by_path) as server:
+        printed = run("--max-filesize", "1000", server.url_for("/big"))
+        saved = run("--max-filesize", "1000", "-o", str(target), server.url_for("/big"))
+        exact = run("--max-filesize", "256k", server.url_for("/big"))  # BIG is 256 KiB
+    assert (printed.returncode, printed.stdout) == (63, b"")
+    lines = printed.stderr.decode().splitlines()
+    assert len(lines) == 1 and "--max-filesize (1000 bytes)" in lines[0], lines
+    assert f"127.0.0.1:{server.port}" in lines[0] and "Content-Length" in lines[0], lines
+    assert saved.returncode == 63 and not target.exists()
+    assert (exact.returncode, exact.stdout) == (0, BIG), exact.stderr
+
+
+def test_max_filesize_stops_a_body_of_unknown_length_within_the_limit() -> None:
+    with serve_in_thread(by_path) as server:
+        result = run("--max-filesize", "100k", server.url_for("/big-chunked"))
+    assert result.returncode == 63, result.stderr
+    assert len(result.stdout) <= 100 * 1024 and BIG.startswith(result.stdout)
+    assert result.stderr.decode().count("\n") == 1 and b"--max-filesize" in result.stderr

@@ -216,6 +216,9 @@ async def _run(options: Options, session: Session, msg: Message) -> int:
         async with session.send(msg) as body:
             if options.fail and msg.status >= 400:
                 raise Failure(EXIT_HTTP_ERROR, _http_error(msg))
+            if options.max_filesize is not None:
+                # Refused here when the Content-Length tells: then no -o file is made.
+                await body._limit_size(options.max_filesize, "--max-filesize")
             if options.output is None or options.output == "-":
                 with _writing_stdout():
                     await to_stdout(body)

@@ -23,6 +23,8 @@ _METHOD_RE = re.compile(r"[A-Z][A-Z0-9_-]*")
 _KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
 )
+#: --max-filesize: bytes, with an optional k, M or G (curl's, each times 1024).
+_SIZE_RE = re.compile(r"([0-9]+)([kKmMgG]?)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +58,8 @@ class Options:
     user: tuple[str, str | None] | None = None
     fail: bool = False
     websocket: bool = False
+    #: ``--max-filesize``: the most bytes of body accepted (None: no limit).
+    max_filesize: int | None = None
 
     @property
     def has_body(self) -> bool:
@@ -100,6 +104,12 @@ def _parser() -> argparse.ArgumentParser:
     add("--no-redirect", action="store_true", help="don't follow redirects")
     add("--user", metavar="USER[:PASS]", help="credentials for the server (asks for PASS)")
     add("--fail", action="store_true", help="exit 22, writing no body, on an HTTP error")
+    add(
+        "--max-filesize",
+        type=_byte_size,
+        metavar="BYTES",
+        help="exit 63 when the body is larger (suffix k, M or G; 0: no limit)",
+    )
     add("--ws", action="store_true", help="open a WebSocket: stdin lines out, messages in")
     return parser
 
@@ -112,6 +122,16 @@ def _seconds(text: str) -> float:
     if not value >= 0:  # also refuses NaN
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
     return value
+
+
+def _byte_size(text: str) -> int | None:
+    """``--max-filesize``: bytes, or KiB, MiB, GiB with a suffix; 0 is no limit (curl's)."""
+    match = _SIZE_RE.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (bytes, or 200k, 3M, 1G)")
+    number, unit = match.groups()
+    size = int(number) << (10 * " kmg".index(unit.lower() or " "))
+    return size or None
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -154,6 +174,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         user=user,
         fail=args.fail,
         websocket=args.ws,
+        max_filesize=args.max_filesize,
     )
     if options.websocket and (options.has_body or options.output is not None):
         parser.error("--ws takes no body and no -o: the conversation is on stdin and stdout")

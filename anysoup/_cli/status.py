@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 
 from .._model.exceptions import (
+    BodyTooLarge,
     ConnectError,
     EncodingError,
     IncompleteBody,
@@ -47,6 +48,7 @@ EXIT_EMPTY_REPLY = 52
 EXIT_NETWORK = 56
 EXIT_CERTIFICATE = 60
 EXIT_ENCODING = 61
+EXIT_FILESIZE = 63
 EXIT_CA_FILE = 77
 EXIT_INTERRUPTED = 130
 
@@ -55,7 +57,8 @@ exit status (curl's): 0 done; 2 usage; 3 malformed URL; 6 host not resolved;
 7 could not connect; 8 unusable answer; 18 body cut short; 22 HTTP error with
 --fail; 23 write error; 26 read error; 28 timeout; 35 TLS handshake failed;
 47 too many redirects; 52 empty reply; 56 network failure; 60 certificate
-rejected; 61 bad content encoding; 77 bad --cacert file; 130 interrupted.
+rejected; 61 bad content encoding; 63 body over --max-filesize; 77 bad
+--cacert file; 130 interrupted.
 """
 
 
@@ -84,6 +87,8 @@ def exit_status(exc: BaseException) -> int:
         return EXIT_REDIRECTS
     if isinstance(exc, EncodingError):
         return EXIT_ENCODING
+    if isinstance(exc, BodyTooLarge):
+        return EXIT_FILESIZE
     if isinstance(exc, (ParsingError, RedirectNoLocation, RedirectBadUri)):
         return EXIT_WEIRD_REPLY
     if isinstance(exc, WebsocketClosed):
