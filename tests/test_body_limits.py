@@ -230,6 +230,25 @@ async def test_responses_without_a_body_pass_any_limit(leak_check: LeakCheck) ->
         await leak_check(session)
 
 
+async def test_cancelled_while_reading_under_a_limit(leak_check: LeakCheck) -> None:
+    # Half the body, then a stall: the caller's deadline cancels the read.
+    async def stall(conn: ServerConnection, req: ReceivedRequest) -> None:
+        if req.target == "/next":
+            await conn.respond(200, [], b"next")
+            return
+        await conn.send_head(200, [("Content-Length", str(len(BIG)))])
+        await conn.send_data(BIG[: 1 << 20])
+        await anyio.sleep_forever()
+
+    async with serve_http(stall) as server:
+        async with Session() as session:
+            with anyio.move_on_after(0.5) as scope:
+                await session.send_and_read(Message("GET", server.url_for("/")), max_size=1 << 30)
+            assert scope.cancelled_caught
+            await goes_on(session, server.url_for("/next"))
+        await leak_check(session)
+
+
 @pytest.mark.parametrize("value", [-1, 1.5, "10", True])
 async def test_max_size_must_be_a_number_of_bytes(value: object) -> None:
     async with Session() as session:
