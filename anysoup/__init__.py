@@ -45,6 +45,7 @@ from ._model.enums import WebsocketCloseCode as WebsocketCloseCode
 from ._model.enums import WebsocketDataType as WebsocketDataType
 from ._model.enums import WebsocketErrorCode as WebsocketErrorCode
 from ._model.enums import WebsocketState as WebsocketState
+from ._model.exceptions import BodyTooLarge as BodyTooLarge
 from ._model.exceptions import ConnectError as ConnectError
 from ._model.exceptions import EncodingError as EncodingError
 from ._model.exceptions import Error as Error
@@ -158,6 +159,7 @@ __all__ = [
     "ConnectError",
     "NetworkError",
     "IncompleteBody",
+    "BodyTooLarge",
     "TimeoutError",
     "TlsError",
     "RequestCancelled",

@@ -30,6 +30,7 @@ from servers import Handler, ReceivedRequest, Server, ServerConnection, serve_ht
 from ws_servers import websockets_server
 
 from anysoup import (
+    BodyTooLarge,
     ConnectError,
     EncodingError,
     IncompleteBody,
@@ -94,9 +95,20 @@ def test_options_are_kept() -> None:
 
 
 @pytest.mark.parametrize(
+    ("size", "expected"),
+    [("1000", 1000), ("2k", 2048), ("3M", 3 << 20), ("1g", 1 << 30), ("0", None)],
+)
+def test_max_filesize_takes_curls_suffixes(size: str, expected: int | None) -> None:
+    assert parse_args(["--max-filesize", size, "http://h/"]).max_filesize == expected
+
+
+@pytest.mark.parametrize(
     "argv",
     [
         [],
+        ["--max-filesize", "-1", "http://h/"],
+        ["--max-filesize", "1.5k", "http://h/"],
+        ["--max-filesize", "1T", "http://h/"],
         ["-d", "x", "--json", "{}", "http://h/"],  # one kind of body at a time
         ["-d", "x", "--form", "a=1", "http://h/"],
         ["--json", "{not json", "http://h/"],
@@ -153,6 +165,7 @@ def _unresolved(text: str) -> ConnectError:
         (NetworkError("h:80: the server closed the connection without a response"), 52),
         (NetworkError("reading from h:80: connection reset by peer"), 56),
         (EncodingError("decoding gzip from h:80: bad header"), 61),
+        (BodyTooLarge("reading the response body from h:80: it is over …"), 63),
         (WebsocketError("the answer is not a WebSocket handshake"), 8),
         (WebsocketClosed("the WebSocket closed", code=4004, reason="no"), 56),
     ],
@@ -247,6 +260,8 @@ async def by_path(conn: ServerConnection, req: ReceivedRequest) -> None:
         await conn.respond(200, [("Set-Cookie", "flavour=oat; Path=/; Max-Age=600")], b"")
     elif req.target == "/big":
         await conn.respond(200, [("Content-Type", "application/octet-stream")], BIG)
+    elif req.target == "/big-chunked":
+        await conn.respond(200, [("Content-Type", "application/octet-stream")], BIG, chunked=True)
     else:
         await conn.respond(
             200, [("Content-Type", "text/plain")], b"body of " + req.target.encode()
@@ -445,15 +460,126 @@ def read_line(stream: IO[bytes]) -> bytes:
     return stream.readline()
 
 
+def shell(line: str) -> subprocess.CompletedProcess[bytes]:
+    """Run a bash command line in which ``ANYSOUP`` stands for the command."""
+    command = line.replace("ANYSOUP", f"{shlex.quote(sys.executable)} -m anysoup")
+    return subprocess.run(
+        ["bash", "-c", command], capture_output=True, timeout=RUN_TIMEOUT, check=False
+    )
+
+
 def test_reader_going_away_is_quiet() -> None:
     """``anysoup URL | head``: a closed pipe ends the command without a traceback."""
     with serve_in_thread(by_path) as server:
-        command = f"{shlex.quote(sys.executable)} -m anysoup {server.url_for('/big')}"
-        result = subprocess.run(
-            ["bash", "-c", f"{command} | head -c 10 >/dev/null; echo rc=${{PIPESTATUS[0]}}"],
-            capture_output=True,
-            timeout=RUN_TIMEOUT,
-            check=False,
-        )
+        url = server.url_for("/big")
+        result = shell(f"ANYSOUP {url} | head -c 10 >/dev/null; echo rc=${{PIPESTATUS[0]}}")
     assert result.stdout.strip() == b"rc=23"
     assert result.stderr == b""
+
+
+# -- the exit status, whatever becomes of stdout and stderr ----------------------------
+
+
+@contextmanager
+def closed_pipe() -> Iterator[int]:
+    """The write end of a pipe whose read end is closed: every write to it fails (EPIPE)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        yield write_end
+    finally:
+        os.close(write_end)
+
+
+def run_into(stdout: int, stderr: int, *args: str) -> int:
+    """Run the command with the given descriptors for stdout and stderr; its exit status.
+
+    A traceback would make it 1, and Python's failed flush of a standard
+    stream at exit ("Exception ignored …") 120.
+    """
+    command = [sys.executable, "-m", "anysoup", *args]
+    return subprocess.run(
+        command, stdout=stdout, stderr=stderr, env=ENV, timeout=RUN_TIMEOUT, check=False
+    ).returncode
+
+
+def refused_url() -> str:
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/"
+
+
+def test_the_exit_status_survives_stderr_being_a_closed_pipe() -> None:
+    """The failure's line can't be written: the status is still the failure's."""
+    url = refused_url()
+    with closed_pipe() as broken, serve_in_thread(by_path) as server:
+        assert run_into(subprocess.DEVNULL, broken, "--fail", url) == 7
+        # ``2>&1 | true``: stdout and stderr are the same closed pipe.
+        assert run_into(broken, broken, "--fail", url) == 7
+        assert run_into(subprocess.DEVNULL, broken, "--fail", server.url_for("/missing")) == 22
+        assert run_into(broken, broken, "--no-such-option") == 2
+
+
+def test_a_lost_log_does_not_fail_the_request(tmp_path: Path) -> None:
+    """-vv with nowhere to write the log: the body still arrives, the status is 0."""
+    target = tmp_path / "body"
+    with (
+        closed_pipe() as broken,
+        serve_in_thread(by_path) as server,
+        target.open("wb") as out,
+    ):
+        assert run_into(out.fileno(), broken, "-vv", server.url_for("/big")) == 0
+    assert target.read_bytes() == BIG
+
+
+def test_the_shell_pipe_of_the_issue() -> None:
+    """``anysoup --fail URL 2>&1 | true`` exits 7, as curl does."""
+    result = shell(f"ANYSOUP --fail {refused_url()} 2>&1 | true; echo rc=${{PIPESTATUS[0]}}")
+    assert result.stdout.strip() == b"rc=7", result
+
+
+def test_started_with_stderr_closed() -> None:
+    """``2>&-``: the status holds, and the failure's line never lands in stdout."""
+    result = shell(f"exec ANYSOUP --fail {refused_url()} 2>&-")
+    assert (result.returncode, result.stdout) == (7, b""), result
+
+
+def test_started_with_stdout_closed() -> None:
+    """``>&-`` and a failure before any body: the status and the line on stderr hold."""
+    result = shell(f"exec ANYSOUP --fail {refused_url()} >&-")
+    assert result.returncode == 7, result
+    assert result.stderr.decode().count("\n") == 1 and b"refused" in result.stderr, result
+
+
+def test_a_body_with_stdout_closed_is_a_write_error() -> None:
+    """``anysoup URL >&-``: nowhere to write the body is curl's 23, said in one line."""
+    with serve_in_thread(by_path) as server:
+        result = shell(f"exec ANYSOUP {server.url_for('/big')} >&-")
+    assert result.returncode == 23, result
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("anysoup: ") and "stdout" in lines[0], lines
+
+
+# -- --max-filesize --------------------------------------------------------------------
+
+
+def test_max_filesize_refuses_a_declared_length_before_writing(tmp_path: Path) -> None:
+    target = tmp_path / "big.bin"
+    with serve_in_thread(by_path) as server:
+        printed = run("--max-filesize", "1000", server.url_for("/big"))
+        saved = run("--max-filesize", "1000", "-o", str(target), server.url_for("/big"))
+        exact = run("--max-filesize", "256k", server.url_for("/big"))  # BIG is 256 KiB
+    assert (printed.returncode, printed.stdout) == (63, b"")
+    lines = printed.stderr.decode().splitlines()
+    assert len(lines) == 1 and "--max-filesize (1000 bytes)" in lines[0], lines
+    assert f"127.0.0.1:{server.port}" in lines[0] and "Content-Length" in lines[0], lines
+    assert saved.returncode == 63 and not target.exists()
+    assert (exact.returncode, exact.stdout) == (0, BIG), exact.stderr
+
+
+def test_max_filesize_stops_a_body_of_unknown_length_within_the_limit() -> None:
+    with serve_in_thread(by_path) as server:
+        result = run("--max-filesize", "100k", server.url_for("/big-chunked"))
+    assert result.returncode == 63, result.stderr
+    assert len(result.stdout) <= 100 * 1024 and BIG.startswith(result.stdout)
+    assert result.stderr.decode().count("\n") == 1 and b"--max-filesize" in result.stderr

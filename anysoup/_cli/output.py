@@ -6,6 +6,8 @@ and stays out of a program's way: colour only when stderr is a terminal and
 ``NO_COLOR`` is unset (https://no-color.org), a progress bar only on a
 terminal. The bar is rich's when rich is installed (``pip install
 'anysoup[cli]'``), else one plain line redrawn in place.
+Text for people goes through :func:`~anysoup._cli.streams.say`: losing it
+never fails the command.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import anyio.from_thread
 from .._features.logger.logger import Logger
 from .._model.enums import LoggerLogLevel, WebsocketCloseCode
 from .._model.exceptions import WebsocketClosed
+from .streams import say, stdout_bytes
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -89,7 +92,7 @@ class TrafficPrinter:
         debug: Keep the ``Soup-Debug`` lines.
     """
 
-    def __init__(self, stream: TextIO, *, colour: bool, debug: bool) -> None:
+    def __init__(self, stream: TextIO | None, *, colour: bool, debug: bool) -> None:
         self._stream = stream
         self._colour = colour
         self._debug = debug
@@ -104,8 +107,8 @@ class TrafficPrinter:
             line = f"{direction} {self._paint(level, data)}"
         else:
             line = f"{direction} {data}"
-        self._stream.write(line + "\n")
-        self._stream.flush()
+        if not say(self._stream, line + "\n"):
+            self._stream = None  # stderr is gone: the log is lost, not the request
 
     @staticmethod
     def _paint(level: LoggerLogLevel, data: str) -> str:
@@ -144,8 +147,12 @@ def make_logger(verbose: int, stream: TextIO) -> Logger:
 
 
 async def to_stdout(body: InputStream) -> None:
-    """Copy the body to stdout as it comes, byte for byte."""
-    out = sys.stdout.buffer
+    """Copy the body to stdout as it comes, byte for byte.
+
+    Raises:
+        OSError: stdout can't be written (BrokenPipeError: its reader left).
+    """
+    out = stdout_bytes()
     async for chunk in body:
         out.write(chunk)
         out.flush()  # a stream of events shows as it comes
@@ -238,16 +245,14 @@ class _LineProgress:
 
     def finish(self) -> None:
         self._draw()
-        self._stream.write("\n")
-        self._stream.flush()
+        say(self._stream, "\n")
 
     def _draw(self) -> None:
         text = f"{self._label}  {_size(self._done)}"
         if self._total:
             text += f" of {_size(self._total)}  {min(100, self._done * 100 // self._total)}%"
         # Pad over what the last, longer line left behind.
-        self._stream.write(f"\r{text.ljust(self._width)}")
-        self._stream.flush()
+        say(self._stream, f"\r{text.ljust(self._width)}")
         self._width = len(text)
 
 
@@ -306,7 +311,7 @@ async def _print_messages(ws: WebsocketConnection) -> WebsocketClosed | None:
 
     Returns the error for a close that was not normal.
     """
-    out = sys.stdout.buffer  # text messages are UTF-8 whatever the locale says
+    out = stdout_bytes()  # text messages are UTF-8 whatever the locale says
     try:
         async for message in ws:
             line = message.encode() if isinstance(message, str) else repr(message).encode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
@@ -9,6 +10,9 @@ from typing import Any, Protocol
 
 import anyio
 from anyio.abc import ByteReceiveStream
+
+from .exceptions import BodyTooLarge
+from .uri import authority_form
 
 __all__ = ["BodySource", "InputStream", "RequestBody", "RequestBodySource"]
 
@@ -130,9 +134,9 @@ class BodySource(Protocol):
     Features may stack filters on it (:meth:`InputStream._filter`): a filter
     is a BodySource holding the one below, transforming ``receive_chunk`` and
     passing ``close`` and ``discard`` down. Closing never goes through a
-    filter's transformation: draining reads the raw rest. A filter may also
-    offer ``async read_all() -> bytes`` (the whole rest, for ``read()``) when
-    it is faster in one step.
+    filter's transformation: draining reads the raw rest. Each piece is
+    bounded (a network read, or a decoder's step): ``read()`` and a size
+    limit rely on it.
     """
 
     async def receive_chunk(self) -> bytes | None:
@@ -164,7 +168,17 @@ class InputStream(ByteReceiveStream):
     open and garbage-collected gives a :class:`ResourceWarning`.
     """
 
-    __slots__ = ("_buffer", "_closed", "_eof", "_msg", "_owner", "_source", "_source_ended")
+    __slots__ = (
+        "_buffer",
+        "_closed",
+        "_eof",
+        "_limit",
+        "_msg",
+        "_owner",
+        "_pulled",
+        "_source",
+        "_source_ended",
+    )
 
     def __init__(self, source: BodySource) -> None:
         self._source: BodySource | None = source
@@ -175,6 +189,9 @@ class InputStream(ByteReceiveStream):
         self._source_ended = False
         self._owner: StreamOwner | None = None
         self._msg: Any = None
+        # Bytes taken from the source so far, and the most allowed (_limit_size).
+        self._pulled = 0
+        self._limit: tuple[int, str] | None = None
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """Return the next piece of the body, at most ``max_bytes`` long.
@@ -196,15 +213,7 @@ class InputStream(ByteReceiveStream):
             raise anyio.ClosedResourceError
         if self._eof:
             raise anyio.EndOfStream
-        assert self._source is not None
-        if self._source_ended:
-            chunk = None
-        else:
-            try:
-                chunk = await self._source.receive_chunk()
-            except BaseException:
-                await self._done(drain=False)
-                raise
+        chunk = await self._pull()
         if chunk is None:
             self._eof = True
             await self._done(drain=False)
@@ -225,26 +234,77 @@ class InputStream(ByteReceiveStream):
                 return b""
         if self._closed:
             raise anyio.ClosedResourceError
-        pieces = [self._buffer] if self._buffer else []
+        body, self._buffer = self._buffer, b""
+        if self._source is None or self._eof:
+            return body
+        # The pieces go into one buffer grown in place, whose bytes getvalue()
+        # hands over without a copy: the peak is the body plus a piece, where
+        # a list joined at the end held it twice. A body that comes in one
+        # piece is returned as it is.
+        sink: io.BytesIO | None = None
+        while (chunk := await self._pull()) is not None:
+            if not body:
+                body = chunk
+            elif sink is None:
+                sink = io.BytesIO()
+                sink.write(body)
+                sink.write(chunk)
+            else:
+                sink.write(chunk)
+        self._eof = True
+        await self._done(drain=False)
+        return body if sink is None else sink.getvalue()
+
+    async def _pull(self) -> bytes | None:
+        """The source's next piece (None at its end), counted against the size limit.
+
+        If it fails, the stream is done (its connection closed, not drained)
+        before the error goes on.
+        """
+        if self._source_ended:
+            return None
+        assert self._source is not None
+        try:
+            chunk = await self._source.receive_chunk()
+        except BaseException:
+            await self._fail()
+            raise
+        if chunk is not None:
+            self._pulled += len(chunk)
+            if self._limit is not None and self._pulled > self._limit[0]:
+                error = self._too_large(None)
+                await self._fail()
+                raise error
+        return chunk
+
+    async def _fail(self) -> None:
+        """Reading failed: the stream is closed, its connection too (never drained)."""
+        self._closed = True
         self._buffer = b""
-        source = self._source
-        if source is not None and not self._eof:
-            # Straight from the source: no per-chunk receive() and no EndOfStream.
-            try:
-                read_all = None if self._source_ended else getattr(source, "read_all", None)
-                if read_all is not None:  # a filter that works faster in one step
-                    pieces.append(await read_all())
-                while not self._source_ended and read_all is None:
-                    chunk = await source.receive_chunk()
-                    if chunk is None:
-                        break
-                    pieces.append(chunk)
-            except BaseException:
-                await self._done(drain=False)
-                raise
-            self._eof = True
-            await self._done(drain=False)
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        await self._done(drain=False)
+
+    async def _limit_size(self, max_size: int, name: str = "max_size") -> None:
+        """Refuse a body longer than ``max_size`` bytes with :class:`BodyTooLarge`.
+
+        At once when its declared length or what was already read says so;
+        else the read that passes the limit raises, having taken at most one
+        piece past it. ``name`` is the limit's name in the error's text.
+        """
+        self._limit = (max_size, name)
+        declared = _declared_length(self._msg)
+        if self._pulled > max_size or (declared is not None and declared > max_size):
+            error = self._too_large(declared)
+            await self._fail()
+            raise error
+
+    def _too_large(self, declared: int | None) -> BodyTooLarge:
+        assert self._limit is not None
+        max_size, name = self._limit
+        msg = self._msg
+        where = "" if msg is None else f" from {authority_form(msg.uri)}"
+        size = f"its Content-Length, {declared} bytes," if declared is not None else "it"
+        text = f"reading the response body{where}: {size} is over {name} ({max_size} bytes)"
+        return BodyTooLarge(text, message=msg)
 
     async def aclose(self) -> None:
         """Close the stream; an unread rest is drained (bounded) or the connection closed."""
@@ -273,11 +333,7 @@ class InputStream(ByteReceiveStream):
         while len(self._buffer) < size and not self._source_ended:
             if self._source is None:
                 break
-            try:
-                chunk = await self._source.receive_chunk()
-            except BaseException:
-                await self._done(drain=False)
-                raise
+            chunk = await self._pull()
             if chunk is None:
                 self._source_ended = True
             else:
@@ -326,3 +382,18 @@ class InputStream(ByteReceiveStream):
     def __repr__(self) -> str:
         state = "closed" if self._closed else "at end" if self._eof else "open"
         return f"<anysoup.InputStream {state}>"
+
+
+def _declared_length(msg: Any) -> int | None:
+    """The length of ``msg``'s response body as read, if its headers tell it.
+
+    That is its Content-Length, unless no body comes (a HEAD, 1xx, 204 or
+    304: RFC 9110 §8.6) or a content coding may change the length.
+    """
+    if msg is None or msg.method == "HEAD" or msg.status < 200 or msg.status in (204, 304):
+        return None
+    headers = msg.response_headers
+    if headers.get_list("Content-Encoding") not in (None, "", "identity"):
+        return None
+    length: int | None = headers.get_content_length()
+    return length

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .message import Message
 
 __all__ = [
+    "BodyTooLarge",
     "ConnectError",
     "EncodingError",
     "Error",
@@ -132,6 +133,19 @@ class IncompleteBody(NetworkError):
 
     It ended before its ``Content-Length``, or its chunked encoding was
     broken: the data received so far is not the whole body.
+    """
+
+
+class BodyTooLarge(Error):
+    """The response body is larger than the ``max_size`` the caller allowed.
+
+    Raised by :meth:`anysoup.Session.send_and_read` as soon as the decoded
+    body passes ``max_size`` (before reading any of it when its
+    ``Content-Length`` already says so). The rest of the body is not read:
+    the connection is closed.
+
+    Raise ``max_size`` if the body is wanted, or stream it with
+    :meth:`anysoup.Session.send` or :meth:`anysoup.Session.send_and_splice`.
     """
 
 

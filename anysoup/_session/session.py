@@ -18,7 +18,7 @@ from .._features.decoder.decoder import ContentDecoder
 from .._features.feature import CallNext, SessionFeature
 from .._features.redirect import follow_redirects
 from .._features.websocket.manager import WebsocketExtensionManager
-from .._model.arguments import positive, seconds
+from .._model.arguments import byte_count, positive, seconds
 from .._model.body import InputStream
 from .._model.cancellable import Cancellable
 from .._model.certificate import TlsCertificate, TlsInteraction
@@ -265,20 +265,44 @@ class Session(SessionProperties):
         return SendContext(self, msg, cancellable)
 
     async def send_and_read(
-        self, msg: Message, *, cancellable: Cancellable | None = None, io_priority: int = 0
+        self,
+        msg: Message,
+        *,
+        cancellable: Cancellable | None = None,
+        io_priority: int = 0,
+        max_size: int | None = None,
     ) -> bytes:
-        """Send ``msg`` and return its whole response body.
+        """Send ``msg`` and return its whole response body (decoded).
 
-        A ``cancellable`` covers the whole call, reading the body included.
+        Args:
+            msg: The message to send.
+            cancellable: Cancels the call from elsewhere, reading the body
+                included (raises RequestCancelled).
+            io_priority: Accepted for libsoup compatibility; the message's
+                ``priority`` orders the queue.
+            max_size: The most bytes of body accepted (None: no limit). A
+                larger body is not read to its end: the connection is closed.
+
+        Raises:
+            anysoup.BodyTooLarge: The body is over ``max_size``: its
+                ``Content-Length`` says so, or reading it passed the limit
+                (the decoded size counts).
+            anysoup.Error: The message could not be sent or the response was
+                broken; ``.message`` is ``msg``.
+            ValueError: ``max_size`` is not a number of bytes.
         """
+        if max_size is not None:
+            byte_count("max_size", max_size)
         if cancellable is not None:
             with _for_message(msg), cancellable._scope(f"{msg.method} {msg.uri}"):
-                return await self._send_and_read(msg, None)
-        return await self._send_and_read(msg, None)
+                return await self._send_and_read(msg, max_size)
+        return await self._send_and_read(msg, max_size)
 
-    async def _send_and_read(self, msg: Message, cancellable: Cancellable | None) -> bytes:
-        stream = await self._send(msg, cancellable)
+    async def _send_and_read(self, msg: Message, max_size: int | None) -> bytes:
+        stream = await self._send(msg, None)
         try:
+            if max_size is not None:
+                await stream._limit_size(max_size)
             return await stream.read()
         finally:
             if stream._source is not None:  # read() gave the connection back already

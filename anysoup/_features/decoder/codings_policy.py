@@ -1,12 +1,13 @@
 """Content-coding decoders: gzip, deflate, br and zstd, as policy (no I/O).
 
 Each decoder is synchronous: ``decode(data)`` takes new input (or ``b""``
-to go on with what it holds) and returns at most its ``limit`` of output
-(:data:`CHUNK_LIMIT`, or everything when the reader asked for the whole
-body); ``pending`` tells whether ``decode(b"")`` may give more without new
-input; ``finish()`` raises when the input ended inside the compressed data.
-They raise :class:`CodingFailure`, which ``_features/decoder/decoder.py`` turns into an
-:class:`~anysoup.EncodingError` naming the host and the coding. A decoder
+to go on with what it holds) and returns at most :data:`CHUNK_LIMIT` bytes
+of output, even when the reader asked for the whole body: a bounded step
+is what lets ``send_and_read`` stop a bomb at its ``max_size``. ``pending``
+tells whether ``decode(b"")`` may give more without new input;
+``finish()`` raises when the input ended inside the compressed data. They
+raise :class:`CodingFailure`, which ``_features/decoder/decoder.py`` turns
+into an :class:`~anysoup.EncodingError` naming the host and the coding. A decoder
 keeps the input it has not yet turned into output (zlib's
 ``unconsumed_tail``, brotli's buffer, the rest of a chunk), so a
 decompression bomb costs the reader time, never memory.
@@ -128,14 +129,11 @@ class ZlibDecoder:
         "_pos",
         "_streams",
         "_window",
-        "limit",
         "pending",
     )
 
     def __init__(self, gzip: bool) -> None:
         self._gzip = gzip
-        #: Most output per call; 0 = no limit (the reader asked for the whole body).
-        self.limit = CHUNK_LIMIT
         self._d: Any = None  # the current member's inflater; None between members
         self._buf: memoryview | None = None  # input zlib has not seen yet (slow path)
         self._pos = 0
@@ -151,13 +149,13 @@ class ZlibDecoder:
             return self._decode_slow(data)
         # Inside a member, nothing left over: new data, or what max_length left.
         try:
-            out: bytes = d.decompress(data or d.unconsumed_tail, self.limit)
+            out: bytes = d.decompress(data or d.unconsumed_tail, CHUNK_LIMIT)
         except zlib.error as exc:
             raise CodingFailure(f"data is corrupt ({exc})") from exc
         if d.eof:
             self._end(d.unused_data)
         else:
-            self.pending = len(out) == self.limit or bool(d.unconsumed_tail)
+            self.pending = len(out) == CHUNK_LIMIT or bool(d.unconsumed_tail)
         return out
 
     def _end(self, rest: bytes) -> None:
@@ -205,7 +203,7 @@ class ZlibDecoder:
                 d.decompress(saved)
         piece = buf[pos : pos + self._window]
         try:
-            out: bytes = d.decompress(piece, self.limit)
+            out: bytes = d.decompress(piece, CHUNK_LIMIT)
         except zlib.error as exc:
             raise CodingFailure(f"data is corrupt ({exc})") from exc
         if d.eof:
@@ -215,14 +213,14 @@ class ZlibDecoder:
             self._d = d
             tail = len(d.unconsumed_tail)
             pos += len(piece) - tail
-            if not tail and (len(out) < self.limit or not self.limit):
+            if not tail and len(out) < CHUNK_LIMIT:
                 self._window = min(self._window * 2, _UNBOUNDED)  # it goes on: bigger steps
         if pos >= len(buf) or self._junk:
             self._buf = None
         else:
             self._buf = buf
             self._pos = pos
-        self.pending = self._buf is not None or (self._d is not None and len(out) == self.limit)
+        self.pending = self._buf is not None or (self._d is not None and len(out) == CHUNK_LIMIT)
         return out
 
     def _start(self, head: bytes) -> Any:

@@ -37,7 +37,6 @@ from .codings_policy import (
     OPTIONAL,
     CodingFailure,
     Decoder,
-    ZlibDecoder,
     decoder_for,
     load_any,
 )
@@ -219,35 +218,6 @@ class _Decoding(_Filter):
                     return out
         except CodingFailure as exc:
             raise self._error(self._coding, exc) from exc.__cause__
-
-    async def read_all(self) -> bytes:
-        """The whole rest of the body, decoded (``InputStream.read()``).
-
-        The reader asked for everything, so gzip and deflate may inflate in
-        one step instead of 32 KiB ones: zlib's large-buffer path is faster.
-        """
-        decoder = self._decoder
-        if not isinstance(decoder, ZlibDecoder):
-            pieces = []
-            while (chunk := await self.receive_chunk()) is not None:
-                pieces.append(chunk)
-            return b"".join(pieces)
-        raw = []
-        while (data := await self._source.receive_chunk()) is not None:
-            raw.append(data)
-        decoder.limit = 0
-        try:
-            out = [decoder.decode(b"")] if decoder.pending else []
-            while decoder.pending:
-                out.append(decoder.decode(b""))
-            if raw:
-                out.append(decoder.decode(raw[0] if len(raw) == 1 else b"".join(raw)))
-                while decoder.pending:
-                    out.append(decoder.decode(b""))
-            decoder.finish()
-        except CodingFailure as exc:
-            raise self._error(self._coding, exc) from exc.__cause__
-        return out[0] if len(out) == 1 else b"".join(out)
 
 
 class _StackedDecoding(_Filter):
