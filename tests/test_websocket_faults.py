@@ -30,7 +30,7 @@ from pathlib import Path
 import anyio
 import pytest
 from servers import PEER_ERRORS, Server, ServerConnection, hanging_listener
-from ws_servers import WsPeer, frame, serve_ws
+from ws_servers import Watch, WsPeer, frame, serve_ws
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -139,20 +139,6 @@ async def wait_go(peer: WsPeer) -> None:
 
 
 # -- the client side ---------------------------------------------------------------------
-
-
-class Watch:
-    """The ``error`` and ``closed`` signals of one WebSocket."""
-
-    def __init__(self, ws: WebsocketConnection) -> None:
-        self.errors: list[WebsocketError] = []
-        self.closed = anyio.Event()
-        ws.error.connect(lambda ws, error: self.errors.append(error))
-        ws.closed.connect(lambda ws: self.closed.set())
-
-    async def wait_closed(self) -> None:
-        with anyio.fail_after(BOUND):
-            await self.closed.wait()
 
 
 def assert_idle(session: Session) -> None:

@@ -27,6 +27,12 @@ inflating as soon as a message passes the limit (a deflate bomb costs at most
 the limit in memory). Text that isn't UTF-8 closes with 1007, a protocol
 error with 1002 (wsproto finds both).
 
+What ends the connection (those failures, or the peer's close frame) keeps
+its place in message order: when it comes behind messages the program has
+not received yet, it waits there until the program's ``receive()`` reaches
+it, at most ``ORDER_GRACE`` (1 s), and the program may answer those messages
+meanwhile (``websocket_inbox`` tells how).
+
 ``close()`` sends a close frame and waits, at most ``CLOSE_TIMEOUT`` (5 s), for
 the peer's close frame and for the peer to end the TCP connection (RFC 6455
 §7.1.1: the server closes first); then the socket is closed in any case.
@@ -35,12 +41,10 @@ the peer's close frame and for the peer to end the TCP connection (RFC 6455
 from __future__ import annotations
 
 import contextlib
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
-from wsproto.connection import Connection as _Protocol
 from wsproto.connection import ConnectionState, ConnectionType
 from wsproto.events import (
     BytesMessage,
@@ -57,6 +61,7 @@ from .._model.enums import WebsocketCloseCode, WebsocketDataType, WebsocketState
 from .._model.exceptions import WebsocketClosed, WebsocketError
 from .._model.signals import SignalDescriptor, active
 from .._transport.io_errors import IO_ERRORS, describe_io_error
+from .websocket_inbox import ORDER_GRACE, End, Failure, Inbox, Protocol
 
 if TYPE_CHECKING:
     from anyio.abc import ByteStream, TaskGroup
@@ -65,7 +70,7 @@ if TYPE_CHECKING:
     from .._model.websocket_extension import WebsocketExtension
     from .owner import ConnectionOwner
 
-__all__ = ["CLOSE_TIMEOUT", "WebsocketConnection"]
+__all__ = ["CLOSE_TIMEOUT", "ORDER_GRACE", "WebsocketConnection"]
 
 #: Seconds ``close()`` waits for the closing handshake and the server's hang-up.
 CLOSE_TIMEOUT = 5.0
@@ -151,11 +156,11 @@ class WebsocketConnection:
         self._pong_timeout = 0.0
         self._conn: ConnectionOwner | None = None
         self._stream: ByteStream | None = None
-        self._proto: _Protocol | None = None
+        self._proto: Protocol | None = None
         # One write at a time; waiting writers wait for _write_done.
         self._writing = False
         self._write_done: anyio.Event | None = None
-        self._inbox = _Inbox(QUEUE_SIZE)
+        self._inbox = Inbox(QUEUE_SIZE)
         # Who reads the socket now: the reader task, a receive() call, or nobody.
         self._owner = _NOBODY
         # receive() calls so far, and as the reader task last saw them.
@@ -190,7 +195,7 @@ class WebsocketConnection:
         assert conn.stream is not None
         self._conn = conn
         self._stream = conn.stream
-        self._proto = _Protocol(ConnectionType.CLIENT, list(self._extensions), trailing)
+        self._proto = Protocol(ConnectionType.CLIENT, list(self._extensions), trailing)
         self._unparsed = bool(trailing)
         return self._run, self._abandon
 
@@ -421,7 +426,11 @@ class WebsocketConnection:
     async def receive(self) -> str | bytes:
         """The next message: ``str`` for text, ``bytes`` for binary.
 
-        Messages that arrived before the close are still given.
+        Messages that arrived before the close are still given. A failure
+        (a protocol error, a message too big) or the peer's close that comes
+        behind messages not received yet takes effect when this call reaches
+        it (or after a grace of 1 s if the program doesn't read): until then
+        the connection stays open and the program can answer them.
 
         Raises:
             WebsocketClosed: The connection is closed (``code`` and ``reason``
@@ -452,6 +461,7 @@ class WebsocketConnection:
         per message); a reader task in the middle of a read steps aside.
         """
         inbox = self._inbox
+        inbox.answering = False  # done with the last message: an end behind it is due
         if inbox.items:
             await anyio.lowlevel.checkpoint_if_cancelled()
             return inbox.pop()
@@ -474,8 +484,9 @@ class WebsocketConnection:
         assert proto is not None and stream is not None
         self._owner = _CALLER
         try:
-            ended = await self._handle_events(proto) if self._unparsed else None
-            if ended is None and not self._inbox.items:
+            pending = self._unparsed or self._inbox.end is not None
+            ended = await self._handle_events(proto) if pending else None
+            if ended is None and not self._inbox.items and self._inbox.end is None:
                 data = await self._receive_some(stream)
                 if data is None:
                     ended = False
@@ -512,7 +523,9 @@ class WebsocketConnection:
 
         Waits at most ``CLOSE_TIMEOUT`` (5) seconds for the peer's answer,
         then closes the socket regardless. Closing a closed connection does
-        nothing.
+        nothing. If the peer's close frame or a failure has already arrived
+        behind messages not received yet, closing acts on that instead (the
+        peer's close is answered; a failure sends its own close code).
 
         Args:
             code: 1000 (normal), another code of RFC 6455 §7.4.1 that may be
@@ -527,7 +540,13 @@ class WebsocketConnection:
         if len(data.encode("utf-8")) > 123:
             raise ValueError("close: the reason is longer than 123 bytes")
         try:
-            if self._state is _OPEN:
+            if self._state is _OPEN and self._inbox.end is not None:
+                # The peer's close or a failure is already read, behind messages
+                # not received: it is settled now, in place of a close of ours
+                # (after a bad frame no answer from the peer could be read).
+                self._take_over = True
+                self._wake.set()
+            elif self._state is _OPEN:
                 self._state = _CLOSING
                 self._close_code, self._close_data = code, data  # until the peer's answer
                 self._take_over = True  # the reader task reads the answer, promptly
@@ -622,13 +641,23 @@ class WebsocketConnection:
                 # peer's answer itself; look again when it lets go.
                 await inbox.wait()
                 continue
-            if inbox.full() and self._state is _OPEN:
+            if inbox.end is not None and not self._end_reached():
+                # The end waits for the program to receive up to it: a receive()
+                # call settles it, close() wakes this task, or the grace runs out.
+                with anyio.move_on_after(inbox.deadline - anyio.current_time()):
+                    await self._wake.wait()
+                continue
+            if inbox.full() and self._state is _OPEN and inbox.end is None:
                 await inbox.wait()  # backpressure: no reading until the program takes some
                 continue
             self._owner = _TASK
             try:
                 ended = await self._handle_events(proto)
-                if ended is None and not (inbox.full() and self._state is _OPEN):
+                if (
+                    ended is None
+                    and inbox.end is None
+                    and not (inbox.full() and self._state is _OPEN)
+                ):
                     data: bytes | None = b""
                     with anyio.CancelScope() as scope:
                         self._read_scope = scope
@@ -657,12 +686,16 @@ class WebsocketConnection:
             self._lost(WebsocketError(f"reading from {self._label}: {describe_io_error(exc)}"))
         return None
 
-    async def _handle_events(self, proto: _Protocol) -> bool | None:
+    async def _handle_events(self, proto: Protocol) -> bool | None:
         """Act on the events of what was read; True/False when reading is over.
 
-        Stops early, leaving the rest parsed later, when the inbox is full.
+        Stops early, leaving the rest parsed later, when the inbox is full,
+        and at what ends the connection while that waits its turn (then
+        nothing past it is parsed; see ``websocket_inbox``).
         """
         inbox = self._inbox
+        if inbox.end is not None:
+            return await self._settle() if self._end_reached() else None
         # Until every event is handled (a cancelled handler or write leaves some).
         self._unparsed = True
         # The pongs owed for the pings of this read, written together (a ping
@@ -678,12 +711,13 @@ class WebsocketConnection:
                 await self._answer_pings(pongs)
                 pongs = []
             if kind is TextMessage or kind is BytesMessage:
-                if not await self._on_data(event):  # type: ignore[arg-type]
-                    return False
+                failure = await self._on_data(event)  # type: ignore[arg-type]
+                if failure is not None:
+                    return await self._end_in_order(failure)
                 if inbox.full() and self._state is _OPEN:
                     return None  # the rest waits in wsproto's buffer
-            elif kind is CloseConnection:
-                return await self._on_close(event)  # type: ignore[arg-type]
+            elif kind is CloseConnection:  # the peer's close, or a protocol error
+                return await self._end_in_order(event)  # type: ignore[arg-type]
             elif kind is Pong:
                 payload = bytes(event.payload)  # type: ignore[attr-defined]
                 if payload == self._pong_wanted and self._pong_seen is not None:
@@ -702,8 +736,8 @@ class WebsocketConnection:
     _parts: list[Any] | None = None
     _size = 0
 
-    async def _on_data(self, event: TextMessage | BytesMessage) -> bool:
-        """Take a piece of a message; return False when the connection failed."""
+    async def _on_data(self, event: TextMessage | BytesMessage) -> Failure | None:
+        """Take a piece of a message; return the failure it makes, if any."""
         data: Any = event.data
         limit = self._limit
         if limit:
@@ -713,17 +747,14 @@ class WebsocketConnection:
             if size > limit:
                 self._size = 0
                 self._parts = None
-                await self._fail(
-                    WebsocketCloseCode.TOO_BIG,
-                    f"a message from {self._label} is larger than {limit} bytes",
-                )
-                return False
+                reason = f"a message from {self._label} is larger than {limit} bytes"
+                return WebsocketCloseCode.TOO_BIG, reason
             self._size = size
         if not event.message_finished:
             if self._parts is None:
                 self._parts = []
             self._parts.append(data)
-            return True
+            return None
         if self._parts is not None:
             self._parts.append(data)
             parts, self._parts = self._parts, None
@@ -732,18 +763,44 @@ class WebsocketConnection:
         if type(data) is bytearray:
             data = bytes(data)
         if self._state is not _OPEN:
-            return True  # closing: what arrives after our close frame is dropped
+            return None  # closing: what arrives after our close frame is dropped
         signal = active(self, "message")
         if signal is None:
             self._inbox.put(data)  # there is room: readers stop when it is full
-            return True
+            return None
         kind = WebsocketDataType.TEXT if type(data) is str else WebsocketDataType.BINARY
         try:
             await signal.emit(kind, data)
         except Exception as exc:
-            await self._fail(WebsocketCloseCode.SERVER_ERROR, f"a message handler failed: {exc!r}")
-            return False
-        return True
+            return WebsocketCloseCode.SERVER_ERROR, f"a message handler failed: {exc!r}"
+        return None
+
+    async def _end_in_order(self, end: End) -> bool | None:
+        """The connection ends here: at once, or once the program has come this far.
+
+        Returns as :meth:`_handle_events` (None while the end is held).
+        """
+        proto = self._proto
+        assert proto is not None
+        self._inbox.hold(end)
+        if isinstance(end, CloseConnection) and proto.state is ConnectionState.REMOTE_CLOSING:
+            proto.deferring = True  # the program may still send until it is settled
+        return await self._settle() if self._end_reached() else None
+
+    def _end_reached(self) -> bool:
+        """Whether the held end is due (the program came to it, closes, or the grace is over)."""
+        return self._take_over or self._state is not _OPEN or self._inbox.reached()
+
+    async def _settle(self) -> bool:
+        """Act on the held end: answer the peer's close, or fail the connection."""
+        inbox, proto = self._inbox, self._proto
+        assert inbox.end is not None and proto is not None
+        end, inbox.end = inbox.end, None
+        proto.deferring = False
+        if isinstance(end, CloseConnection):
+            return await self._on_close(end)
+        await self._fail(*end)
+        return False
 
     async def _fail(self, code: int, reason: str) -> None:
         """Fail the connection from the reader: a close frame with ``code``, then hang up."""
@@ -828,7 +885,11 @@ class WebsocketConnection:
         self._close_data = "the session closed"
         with anyio.CancelScope(shield=True), anyio.move_on_after(GOODBYE_TIMEOUT):
             proto, stream = self._proto, self._stream
-            if proto is not None and stream is not None and proto.state is ConnectionState.OPEN:
+            if (
+                proto is not None
+                and stream is not None
+                and (proto.state is ConnectionState.OPEN or proto.deferring)
+            ):
                 try:
                     await stream.send(proto.send(CloseConnection(code=1001)))
                 except (*IO_ERRORS, LocalProtocolError):
@@ -894,50 +955,6 @@ class WebsocketConnection:
         state = self._state.name.lower()
         code = f" {self._close_code}" if self._close_code else ""
         return f"<anysoup.WebsocketConnection {self._uri} {state}{code}>"
-
-
-class _Inbox:
-    """The bounded queue of complete messages for ``receive()``.
-
-    Readers stop reading when it is full (backpressure). Every change wakes
-    whoever waits, and each waiter looks again at what it waits for.
-    """
-
-    __slots__ = ("_changed", "closed", "items", "size")
-
-    def __init__(self, size: int) -> None:
-        self.items: deque[str | bytes] = deque()
-        self.size = size
-        self.closed = False
-        self._changed: anyio.Event | None = None
-
-    def full(self) -> bool:
-        return len(self.items) >= self.size
-
-    def put(self, item: str | bytes) -> None:
-        self.items.append(item)
-        self.notify()
-
-    def pop(self) -> str | bytes:
-        item = self.items.popleft()
-        self.notify()
-        return item
-
-    def close(self) -> None:
-        self.closed = True
-        self.notify()
-
-    def notify(self) -> None:
-        changed = self._changed
-        if changed is not None:
-            self._changed = None
-            changed.set()
-
-    async def wait(self) -> None:
-        """Wait for the next change (an item, room, the end, a reader stepping aside)."""
-        if self._changed is None:
-            self._changed = anyio.Event()
-        await self._changed.wait()
 
 
 def _code(code: int) -> int:
