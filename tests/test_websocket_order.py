@@ -246,3 +246,63 @@ async def test_the_program_reaching_the_end_settles_it_at_once(
         await failed(ws, watch, 1002)
         assert await log.wait() == [("close", 1002)]
     await leak_check(session)
+
+
+async def test_an_end_after_the_message_being_answered_waits_for_receive(
+    leak_check: LeakCheck,
+) -> None:
+    """The bad frame comes in a later write, while the program works on the
+    message it took (Autobahn 3.3/3.4 send frame by frame): its answer still
+    goes out first, and the next receive() gets the failure."""
+    log = Log()
+    took = anyio.Event()
+
+    async def handler(peer: WsPeer) -> None:
+        assert await peer.next_message() == "go"
+        await peer.send_raw(frame(0x1, b"first"))
+        with anyio.fail_after(BOUND):
+            await took.wait()
+        await peer.send_raw(frame(0x3, b"?") + LATE_PING)
+        await log.record(peer)
+
+    async with connected(handler) as (_, session, ws, watch):
+        await ws.send_text("go")
+        with anyio.fail_after(BOUND):
+            assert await ws.receive() == "first"
+            took.set()
+            await anyio.sleep(0.3)  # the reader task reads the bad frame meanwhile
+            assert ws.state is WebsocketState.OPEN
+            await ws.send_text("answer to first")
+            with pytest.raises(WebsocketClosed) as info:
+                await ws.receive()
+        assert info.value.code == 1002
+        await failed(ws, watch, 1002)
+        assert await log.wait() == [("text", "answer to first"), ("close", 1002)]
+    await leak_check(session)
+
+
+@pytest.mark.parametrize("program", ["message-handler", "only-sends"])
+async def test_an_end_with_nothing_before_it_is_settled_at_once(
+    program: str, leak_check: LeakCheck
+) -> None:
+    """Handlers have run by the time the end is parsed, and a program that has
+    taken no message has nothing to answer: no grace for either."""
+    log = Log()
+    got: list[str | bytes] = []
+
+    async def answer(ws: WebsocketConnection, kind: object, data: str | bytes) -> None:
+        got.append(data)
+        await ws.send_text(f"handled {data!r}")
+
+    bundle = ending_with(frame(0x3, b"?")) if program == "message-handler" else frame(0x3, b"?")
+    async with connected(scripted(log, bundle)) as (_, session, ws, watch):
+        if program == "message-handler":
+            ws.message.connect(answer)
+        await ws.send_text("go")
+        await failed(ws, watch, 1002)
+        assert await log.wait() == [
+            *([("text", "handled 'first'")] if program == "message-handler" else []),
+            ("close", 1002),
+        ]
+        assert log.closed_at - log.sent_at < ORDER_GRACE
+    await leak_check(session)
