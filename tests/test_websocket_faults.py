@@ -1160,7 +1160,7 @@ CHECKPOINTS: dict[str, Callable[[Env], Awaitable[None]]] = {
 
 @pytest.fixture
 def short_close(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(anysoup._drivers.websocket, "CLOSE_TIMEOUT", SWEEP_CLOSE_TIMEOUT)
+    monkeypatch.setattr(anysoup._drivers.websocket_core, "CLOSE_TIMEOUT", SWEEP_CLOSE_TIMEOUT)
 
 
 @pytest.mark.usefixtures("short_close")
@@ -1208,7 +1208,7 @@ async def test_normal_exit_completes_the_closing_handshake(
     monkeypatch: pytest.MonkeyPatch, leak_check: LeakCheck
 ) -> None:
     # Longer than BOUND: leaving the block must not end by giving up on the server.
-    monkeypatch.setattr(anysoup._drivers.websocket, "CLOSE_TIMEOUT", 3 * BOUND)
+    monkeypatch.setattr(anysoup._drivers.websocket_core, "CLOSE_TIMEOUT", 3 * BOUND)
     closes = Closes()
     events: list[str] = []
 

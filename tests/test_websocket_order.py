@@ -23,7 +23,7 @@ from ws_servers import Watch, WsPeer, frame, serve_ws
 from wsproto.events import BytesMessage, CloseConnection, Pong, TextMessage
 
 from anysoup import Message, Session, WebsocketClosed, WebsocketConnection, WebsocketState
-from anysoup._drivers.websocket import ORDER_GRACE
+from anysoup._drivers.websocket_inbox import ORDER_GRACE
 
 pytestmark = pytest.mark.anyio
 
