@@ -30,7 +30,7 @@ from pathlib import Path
 import anyio
 import pytest
 from servers import PEER_ERRORS, Server, ServerConnection, hanging_listener
-from ws_servers import WsPeer, frame, serve_ws
+from ws_servers import Watch, WsPeer, frame, serve_ws
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -139,20 +139,6 @@ async def wait_go(peer: WsPeer) -> None:
 
 
 # -- the client side ---------------------------------------------------------------------
-
-
-class Watch:
-    """The ``error`` and ``closed`` signals of one WebSocket."""
-
-    def __init__(self, ws: WebsocketConnection) -> None:
-        self.errors: list[WebsocketError] = []
-        self.closed = anyio.Event()
-        ws.error.connect(lambda ws, error: self.errors.append(error))
-        ws.closed.connect(lambda ws: self.closed.set())
-
-    async def wait_closed(self) -> None:
-        with anyio.fail_after(BOUND):
-            await self.closed.wait()
 
 
 def assert_idle(session: Session) -> None:
@@ -1174,7 +1160,7 @@ CHECKPOINTS: dict[str, Callable[[Env], Awaitable[None]]] = {
 
 @pytest.fixture
 def short_close(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(anysoup._drivers.websocket, "CLOSE_TIMEOUT", SWEEP_CLOSE_TIMEOUT)
+    monkeypatch.setattr(anysoup._drivers.websocket_core, "CLOSE_TIMEOUT", SWEEP_CLOSE_TIMEOUT)
 
 
 @pytest.mark.usefixtures("short_close")
@@ -1222,7 +1208,7 @@ async def test_normal_exit_completes_the_closing_handshake(
     monkeypatch: pytest.MonkeyPatch, leak_check: LeakCheck
 ) -> None:
     # Longer than BOUND: leaving the block must not end by giving up on the server.
-    monkeypatch.setattr(anysoup._drivers.websocket, "CLOSE_TIMEOUT", 3 * BOUND)
+    monkeypatch.setattr(anysoup._drivers.websocket_core, "CLOSE_TIMEOUT", 3 * BOUND)
     closes = Closes()
     events: list[str] = []
 

@@ -10,6 +10,7 @@
 * :func:`websockets_server` runs the third-party ``websockets`` package's
   threaded server, for truth: echo, subprotocols, permessage-deflate, pings,
   close codes, as an independent implementation sees them.
+* :class:`Watch` records a client WebSocket's ``error`` and ``closed`` signals.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import threading
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+import anyio
 from servers import PEER_ERRORS, Server, ServerConnection, serve_raw
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
@@ -38,7 +40,10 @@ from wsproto.events import (
 )
 from wsproto.extensions import Extension, PerMessageDeflate
 
-__all__ = ["WsPeer", "frame", "serve_ws", "websockets_server"]
+if TYPE_CHECKING:
+    from anysoup import WebsocketConnection, WebsocketError
+
+__all__ = ["Watch", "WsPeer", "frame", "serve_ws", "websockets_server"]
 
 
 def frame(opcode: int, payload: bytes, *, fin: bool = True, rsv1: bool = False) -> bytes:
@@ -203,6 +208,23 @@ async def serve_ws(
     async with serve_raw(run, ssl_context=ssl_context, unix_path=unix_path) as server:
         server.scheme = "wss" if ssl_context is not None else "ws"
         yield server
+
+
+# -- the client side ----------------------------------------------------------------
+
+
+class Watch:
+    """The ``error`` and ``closed`` signals of one client WebSocket."""
+
+    def __init__(self, ws: WebsocketConnection) -> None:
+        self.errors: list[WebsocketError] = []
+        self.closed = anyio.Event()
+        ws.error.connect(lambda ws, error: self.errors.append(error))
+        ws.closed.connect(lambda ws: self.closed.set())
+
+    async def wait_closed(self, bound: float = 5.0) -> None:
+        with anyio.fail_after(bound):
+            await self.closed.wait()
 
 
 # -- the websockets package, in a thread -------------------------------------------
