@@ -30,7 +30,7 @@ import anyio
 import h11
 
 from .._drivers.http1 import WRITE_SLICE
-from .._model.exceptions import Error, NetworkError
+from .._model.exceptions import Error, NetworkError, TlsError
 from .._model.signals import active
 
 if TYPE_CHECKING:
@@ -58,8 +58,8 @@ async def write_or_answer(http: HTTP1Connection, data: bytes, phase: str) -> lis
     """
     try:
         await http.write(data, phase)
-    except NetworkError as failure:
-        heads = await _answer_after(http, failure)
+    except NetworkError:
+        heads = await _answer_after(http)
         if heads:
             return heads
         raise
@@ -91,6 +91,10 @@ async def upload(http: HTTP1Connection, msg: Message, body: RequestBody) -> list
         task_group.cancel_scope.cancel()
     if watcher.final:
         return watcher.heads
+    if isinstance(failure, NetworkError) and isinstance(watcher.error, TlsError):
+        # What the server said before it closed (TLS 1.3: "certificate
+        # required", read after the handshake) explains the failed write.
+        raise watcher.error
     if failure is not None:
         raise failure
     if watcher.error is not None:
@@ -126,8 +130,13 @@ class _Watcher:
             self.done.set()
 
 
-async def _answer_after(http: HTTP1Connection, failure: Error) -> list[Head]:
-    """The heads of an answer that arrived before a write failed, up to a final one."""
+async def _answer_after(http: HTTP1Connection) -> list[Head]:
+    """The heads of an answer that arrived before a write failed, up to a final one.
+
+    Raises:
+        TlsError: The server's TLS alert (TLS 1.3 reports a missing client
+            certificate after the handshake): it says why the write failed.
+    """
     heads: list[Head] = []
     with anyio.move_on_after(EARLY_ANSWER_GRACE):
         try:
@@ -136,6 +145,8 @@ async def _answer_after(http: HTTP1Connection, failure: Error) -> list[Head]:
                 heads.append(head)
                 if type(head) is h11.Response:
                     return heads
+        except TlsError:
+            raise
         except Error:
             pass  # nothing readable: the write's failure is the one to report
     return []
