@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, help="interleaved rounds (default 1, 3 with --compare)")
     p.add_argument("--baseline", default="h11raw", help="the client ratios are taken against")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every count (0.05: quick)")
-    p.add_argument("--max-seconds", type=float, default=10.0, help="cap on one timed section")
+    p.add_argument("--max-seconds", type=float, default=60.0, help="cap on one timed section")
     p.add_argument("--timeout", type=float, default=300.0, help="cap on one worker process")
     p.add_argument(
         "--server",

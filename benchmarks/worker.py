@@ -52,6 +52,8 @@ async def _measure(client_name: str, scenario_name: str, run: Run) -> dict[str, 
     scenario = SCENARIOS[scenario_name]
     async with ADAPTERS[client_name].open(scenario.limit) as client:
         ops = await scenario.measure(client, run)
+    if not ops:
+        raise RuntimeError(f"not one operation completed in --max-seconds ({run.max_seconds:g} s)")
     figures = run.figures
     return {
         "value": ops / figures["seconds"],
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ws-url", default="")
     p.add_argument("--server-pids", default="", help="comma-separated: whose CPU is the server's")
     p.add_argument("--scale", type=float, default=1.0)
-    p.add_argument("--max-seconds", type=float, default=10.0)
+    p.add_argument("--max-seconds", type=float, default=60.0)
     p.add_argument("--round", type=int, default=1)
     args = p.parse_args(argv)
     warm_allocator()
