@@ -44,12 +44,11 @@ def _paired_ratio(
     return statistics.median(ratios) if ratios else None
 
 
-def _failure(records: list[Record], key: Key) -> str:
-    statuses = {r["status"] for r in records if _key(r) == key}
-    if "error" in statuses:
-        return "error"
-    if "not installed" in statuses:
-        return "not installed"
+def _failure(statuses: list[str]) -> str:
+    """The cell of a measurement that has no successful round."""
+    for status, cell in [("error", "error"), ("nothing done", "0^"), ("not installed", "-")]:
+        if status in statuses:
+            return cell
     return "n/a"
 
 
@@ -77,6 +76,9 @@ def render(records: list[Record], baseline: str) -> str:
     """The tables for ``records``, with ratios against ``baseline``."""
     runs = _ok_runs(records)
     done = [r for r in records if r.get("type") == "run"]
+    statuses: dict[Key, list[str]] = defaultdict(list)
+    for r in done:
+        statuses[_key(r)].append(r["status"])
     scenarios = [s for s in SCENARIOS if any(r["scenario"] == s for r in done)]
     pairs = {(r["client"], r["backend"]) for r in done}
     rows = [(c, b) for c in ADAPTERS for b in BACKENDS if (c, b) in pairs]
@@ -88,7 +90,7 @@ def render(records: list[Record], baseline: str) -> str:
             for s in scenarios:
                 key = (client, backend, s)
                 ok = list(runs[key].values()) if key in runs else []
-                line.append(cell(key, ok) if ok else _failure(records, key))
+                line.append(cell(key, ok) if ok else _failure(statuses[key]))
             out.append(line)
         return out
 
@@ -97,11 +99,15 @@ def render(records: list[Record], baseline: str) -> str:
 
     def with_ratio(key: Key, text: str, field: str) -> str:
         ratio = _paired_ratio(runs, key, baseline, field) if key[0] != baseline else None
-        return f"{text} ({ratio:.2f}x)" if ratio is not None else text
+        if ratio is None:
+            return text
+        return f"{text} ({ratio:.2f}x)" if ratio >= 0.1 else f"{text} ({ratio:.2g}x)"
 
     def throughput(key: Key, ok: list[Record]) -> str:
         capped = "^" if any(r["capped"] for r in ok) else ""
-        return with_ratio(key, _num(median(ok, "value")) + capped, "value")
+        missing = len(statuses[key]) - len(ok)
+        partial = f" [{len(ok)} of {len(statuses[key])}]" if missing else ""
+        return with_ratio(key, _num(median(ok, "value")) + capped + partial, "value")
 
     def cpu(key: Key, ok: list[Record]) -> str:
         return with_ratio(key, _num(median(ok, "client_cpu_us_per_op")), "client_cpu_us_per_op")
@@ -133,8 +139,10 @@ def render(records: list[Record], baseline: str) -> str:
                 head(lambda s: "%"),
                 grid(lambda key, ok: f"{median(ok, 'server_cpu_pct'):.0f}"),
             ),
-            "^ = stopped at --max-seconds; the rate is over the operations that completed."
-            if any(r.get("capped") for r in done)
+            "^ = stopped at --max-seconds; the rate is over the operations that completed"
+            " (0^: none did). [2 of 3] = medians over the rounds that gave a figure; the"
+            " records say what the others did."
+            if any(r.get("capped") or r["status"] == "nothing done" for r in done)
             else "",
         ]
     ).strip()

@@ -180,7 +180,7 @@ class Harness:
         print(header(self.records[0]) if self.records else "")
         print(report.render(self.records, args.baseline))
         _log(f"{time.monotonic() - started:.0f} s")
-        return 0 if all(r["status"] == "ok" for r in self.records[1:]) else 1
+        return 1 if any(r.get("status") == "error" for r in self.records) else 0
 
     def _meta(self) -> dict[str, Any]:
         http, ws = self.servers.get("http"), self.servers.get("ws")

@@ -4,7 +4,8 @@ run.py starts this script once per measurement, so the peak RSS it reports
 (VmHWM, the process's resident high-water mark) belongs to that measurement
 alone, and no client inherits another's warm caches. It prints one JSON record
 on stdout, whatever happens: a failure becomes ``status: error`` with the
-exception, a missing library ``status: not installed``.
+exception, a missing library ``status: not installed``, and a client that
+completes no operation within ``--max-seconds`` ``status: nothing done``.
 
 By hand, against a server you started::
 
@@ -48,12 +49,16 @@ def warm_allocator() -> None:
     del block
 
 
+class NothingDone(Exception):
+    """The timed section ran out of time before its first operation completed."""
+
+
 async def _measure(client_name: str, scenario_name: str, run: Run) -> dict[str, Any]:
     scenario = SCENARIOS[scenario_name]
     async with ADAPTERS[client_name].open(scenario.limit) as client:
         ops = await scenario.measure(client, run)
     if not ops:
-        raise RuntimeError(f"not one operation completed in --max-seconds ({run.max_seconds:g} s)")
+        raise NothingDone(f"not one operation completed in --max-seconds ({run.max_seconds:g} s)")
     figures = run.figures
     return {
         "value": ops / figures["seconds"],
@@ -108,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         record.update(anyio.run(_measure, args.client, args.scenario, run, backend=args.backend))
     except ImportError as exc:
         record.update(status="not installed", error=str(exc))
+    except NothingDone as exc:  # a result (a very slow client), not a failure
+        record.update(status="nothing done", error=str(exc))
     except BaseException as exc:  # any failure is a result to report, not a crash
         record.update(status="error", error=f"{type(exc).__name__}: {exc}")
         record["traceback"] = traceback.format_exc(limit=-6)
