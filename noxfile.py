@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+import shutil
 
 import nox
+import nox.command
 
 nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
-
-ROOT = Path(__file__).parent
-BENCH = ROOT.parent / "shared" / "bench"
 
 
 @nox.session
@@ -24,8 +23,9 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
     session.install("-e", ".[lint]")
-    session.run("ruff", "check", "anysoup", "tests", "docs", "examples", "noxfile.py")
-    session.run("ruff", "format", "--check", "anysoup", "tests", "docs", "examples", "noxfile.py")
+    paths = ["anysoup", "tests", "docs", "examples", "benchmarks", "noxfile.py"]
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
 
 
 @nox.session
@@ -42,22 +42,35 @@ def docs(session: nox.Session) -> None:
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
 
 
+def _ensure_nginx(session: nox.Session) -> None:
+    """Install Debian's nginx when it is missing and this session may (root, apt-get).
+
+    The harness runs the binary itself, with its own config and port. Without
+    nginx it falls back to a Python server (benchmarks/serve.py), and its
+    tables say so.
+    """
+    if shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin"):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        session.warn("no nginx, and no root apt-get to install it: using the Python fallback")
+        return
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        session.run("apt-get", "update", "-q", external=True, env=env)
+        session.run("apt-get", "install", "-y", "-q", "nginx", external=True, env=env)
+    except nox.command.CommandFailed:
+        session.warn("apt-get could not install nginx: using the Python fallback")
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The shared benchmark harness, anysoup against its floor and peers.
+    """The benchmarks (benchmarks/README.md): anysoup against its floor and peers.
 
-    Needs nginx (``apt-get install -y nginx``). Extra arguments go to run.py,
-    e.g. ``nox -s bench -- --scenarios seq,conc``.
+    Extra arguments go to benchmarks/run.py, e.g. ``nox -s bench -- --scale
+    0.05`` for a quick look, or ``-- --compare --scenarios seq,queue``. With
+    none, it makes the README's table: every scenario and client, 3 rounds.
     """
-    session.install("-r", str(BENCH / "requirements.txt"))
+    _ensure_nginx(session)
+    session.install("-r", "benchmarks/requirements.txt")
     session.install("-e", ".")
-    args = session.posargs or [
-        "--compare",
-        "--clients",
-        "anysoup,h11raw,httpx,aiohttp",
-        "--baseline",
-        "h11raw",
-        "--scenarios",
-        "seq,conc,gzip,large,ws",
-    ]
-    session.run("python", str(BENCH / "run.py"), *args, env={"PYTHONHASHSEED": "0"})
+    session.run("python", "benchmarks/run.py", *(session.posargs or ["--compare"]))

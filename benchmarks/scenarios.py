@@ -1,0 +1,232 @@
+"""The scenarios: one decorated async function each.
+
+A scenario receives a :class:`~adapters.Client`, opened with the scenario's
+pool ``limit``, and a :class:`Run`. It warms up (connections opened, buffers
+grown: untimed), does its measured work inside ``with run.timed():`` and
+returns how many operations that section did, in the scenario's ``op`` unit
+(requests, messages or MB). Every response is checked against the fixture's
+size, so a fast wrong answer is an error, never a number.
+
+A timed section stops early once it has run ``--max-seconds``: loops stop
+between operations, tasks are cancelled. The rate is then over what completed
+and the record says ``capped``.
+
+To add a scenario (HTTP/2, cache hits, blocking calls...), write one function
+here and decorate it with :func:`scenario`; give it a new client operation in
+adapters.py if none of get, stream and ws_echo fits.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import anyio
+from adapters import BadResponse, Client
+from servers import GZIP_SIZE, LARGE_SIZE, SMALL_SIZE, cpu_seconds
+
+WS_TEXT = "anysoup benchmark: 32-byte text."
+assert len(WS_TEXT) == 32
+
+
+class Run:
+    """One measurement in progress: its URLs, its size, its timed section."""
+
+    def __init__(
+        self, n: int, http_url: str, ws_url: str, max_seconds: float, server_pids: list[int]
+    ) -> None:
+        #: The scaled operation count (requests, messages, downloads).
+        self.n = n
+        self.http_url = http_url
+        self.ws_url = ws_url
+        self.max_seconds = max_seconds
+        self.server_pids = server_pids
+        #: ``time.perf_counter()`` past which the timed section stops early.
+        self.deadline = math.inf
+        #: Whether it did.
+        self.capped = False
+        self.figures: dict[str, float] = {}
+
+    def url(self, path: str) -> str:
+        """The HTTP server's URL for ``path``."""
+        return self.http_url + path
+
+    def over(self) -> bool:
+        """Whether the timed section has run out of time (and so is capped)."""
+        if time.perf_counter() > self.deadline:
+            self.capped = True
+        return self.capped
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        """Measure wall time, this process's CPU time and the server's CPU time."""
+        server0 = cpu_seconds(self.server_pids)
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        start = time.perf_counter()
+        self.deadline = start + self.max_seconds
+        yield
+        wall = time.perf_counter() - start
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        # RUSAGE_SELF counts every thread of the process: resolver threads and
+        # any worker threads are the client's cost too. Kernel time (socket
+        # calls, copies) is as much the client's as its Python code.
+        client = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+        server = cpu_seconds(self.server_pids) - server0
+        self.figures = {"seconds": wall, "client_cpu": client, "server_cpu": server}
+        self.deadline = math.inf
+
+
+Measure = Callable[[Client, Run], Awaitable[float]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A registered scenario and how to read its result."""
+
+    name: str
+    measure: Measure
+    count: int  # operations at --scale 1
+    unit: str  # of the throughput figure
+    op: str  # what one operation is, for the CPU figure (req, msg, MB)
+    server: str  # "http" or "ws"
+    limit: int  # connections the client may open to the host
+    needs: str  # the Client operation used
+    doc: str
+
+
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(
+    name: str,
+    *,
+    count: int,
+    unit: str = "req/s",
+    op: str = "req",
+    server: str = "http",
+    limit: int = 64,
+    needs: str = "get",
+) -> Callable[[Measure], Measure]:
+    """Register the decorated coroutine function as the scenario ``name``."""
+
+    def register(fn: Measure) -> Measure:
+        doc = (fn.__doc__ or "").strip().splitlines()[0]
+        SCENARIOS[name] = Scenario(name, fn, count, unit, op, server, limit, needs, doc)
+        return fn
+
+    return register
+
+
+def _check(got: int, expected: int, what: str) -> None:
+    if got != expected:
+        raise BadResponse(f"{what}: {got} bytes, expected {expected}")
+
+
+async def _one_after_another(
+    op: Callable[[str], Awaitable[int]], url: str, size: int, n: int, run: Run
+) -> int:
+    """``n`` operations in sequence, or fewer if the timed section runs out; -> done."""
+    for done in range(1, n + 1):
+        _check(await op(url), size, url)
+        if run.over():
+            return done
+    return n
+
+
+async def _in_tasks(
+    op: Callable[[str], Awaitable[int]], url: str, size: int, n: int, tasks: int, run: Run
+) -> int:
+    """``n`` operations shared by ``tasks`` concurrent tasks; -> how many completed.
+
+    When the timed section runs out, the tasks are cancelled wherever they
+    are (in a pool queue, mid-response): what completed counts.
+    """
+    left, done = n, 0
+
+    async def worker() -> None:
+        nonlocal left, done
+        while left > 0:
+            left -= 1
+            _check(await op(url), size, url)
+            done += 1
+
+    remaining = run.deadline - time.perf_counter()
+    with anyio.move_on_after(remaining) as scope:
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(tasks, n)):
+                tg.start_soon(worker)
+    run.capped = run.capped or scope.cancelled_caught
+    return done
+
+
+async def _gets_in_sequence(client: Client, run: Run, path: str, size: int, warm_up: int) -> int:
+    """``warm_up`` GETs of ``path``, then ``run.n`` timed ones; -> timed GETs done."""
+    assert client.get is not None
+    url = run.url(path)
+    await _one_after_another(client.get, url, size, warm_up, run)
+    with run.timed():
+        return await _one_after_another(client.get, url, size, run.n, run)
+
+
+@scenario("seq", count=5000)
+async def seq(client: Client, run: Run) -> float:
+    """Sequential GET /small (1 KiB) on one keep-alive connection."""
+    return await _gets_in_sequence(client, run, "/small", SMALL_SIZE, warm_up=50)
+
+
+@scenario("conc", count=20000)
+async def conc(client: Client, run: Run) -> float:
+    """GET /small by 64 concurrent tasks sharing a pool of 64 connections."""
+    assert client.get is not None
+    url = run.url("/small")
+    await _in_tasks(client.get, url, SMALL_SIZE, 64 * 4, 64, run)  # opens the 64 connections
+    with run.timed():
+        return await _in_tasks(client.get, url, SMALL_SIZE, run.n, 64, run)
+
+
+@scenario("queue", count=10000, limit=2)
+async def queue(client: Client, run: Run) -> float:
+    """10,000 GET /small started at once, queued behind a pool of 2 connections to the host."""
+    assert client.get is not None
+    url = run.url("/small")
+    await _in_tasks(client.get, url, SMALL_SIZE, 8, 2, run)  # opens both connections
+    with run.timed():
+        return await _in_tasks(client.get, url, SMALL_SIZE, run.n, run.n, run)
+
+
+@scenario("gzip", count=2000)
+async def gzip(client: Client, run: Run) -> float:
+    """Sequential GET /gzip: 256 KiB of text sent gzip-encoded, decoded by the client."""
+    return await _gets_in_sequence(client, run, "/gzip", GZIP_SIZE, warm_up=20)
+
+
+@scenario("large", count=3, unit="MB/s", op="MB", needs="stream")
+async def large(client: Client, run: Run) -> float:
+    """Stream GET /large (64 MiB) without keeping it; MB = 10^6 bytes."""
+    assert client.stream is not None
+    url = run.url("/large")
+    # One untimed download: the connection, and TCP receive-buffer autotuning,
+    # which makes the first transfer on a fresh socket much slower.
+    await _one_after_another(client.stream, url, LARGE_SIZE, 1, run)
+    with run.timed():
+        done = await _one_after_another(client.stream, url, LARGE_SIZE, run.n, run)
+    return done * LARGE_SIZE / 1e6
+
+
+@scenario("ws", count=10000, unit="msg/s", op="msg", server="ws", needs="ws_echo")
+async def ws(client: Client, run: Run) -> float:
+    """Echo round trips of a 32-byte text message on one WebSocket."""
+    assert client.ws_echo is not None
+    async with client.ws_echo(run.ws_url) as echo:
+
+        async def round_trip(text: str) -> int:
+            reply = await echo(text)
+            return len(reply) if reply == text else -1
+
+        await _one_after_another(round_trip, WS_TEXT, len(WS_TEXT), 50, run)
+        with run.timed():
+            return await _one_after_another(round_trip, WS_TEXT, len(WS_TEXT), run.n, run)
