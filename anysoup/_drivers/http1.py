@@ -81,6 +81,7 @@ class HTTP1Connection:
         "_owner",
         "_reading_until",
         "_stream",
+        "_tls",
         "_writing_until",
         "label",
         "not_reused",
@@ -91,6 +92,8 @@ class HTTP1Connection:
     def __init__(self, stream: ByteStream, owner: ConnectionOwner, label: str) -> None:
         self._stream = stream
         self._owner = owner
+        # Looked up once: finish() checks them after every response.
+        self._tls = _tls_buffers(stream)
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BLOCK)
         self.label = label
         #: The stall timeout in seconds (0: none).
@@ -293,11 +296,15 @@ class HTTP1Connection:
         if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
             return False
         extra = len(conn.trailing_data[0])
-        pending = _tls_pending(self._stream)
-        if extra or pending:
-            extra += max(pending, 0)
-            size = f"{extra} bytes" if extra else "bytes"
-            self.not_reused = f"{size} past the end of the response"
+        tls = self._tls
+        if tls is not None:
+            ssl_object, incoming = tls
+            extra += ssl_object.pending()  # decrypted, never read
+            if not extra and incoming.pending:  # read from the socket, still encrypted
+                self.not_reused = "bytes past the end of the response"
+                return False
+        if extra:
+            self.not_reused = f"{extra} bytes past the end of the response"
             return False
         if self._ambiguous:
             self.not_reused = "the response had both Content-Length and Transfer-Encoding"
@@ -364,25 +371,29 @@ def _head_size(head: h11.Response | h11.InformationalResponse) -> int:
 
 def _framed_twice(head: h11.Response) -> bool:
     """Whether a response carries both Content-Length and Transfer-Encoding."""
-    names = {name for name, _value in head.headers}
-    return b"content-length" in names and b"transfer-encoding" in names
+    seen = 0
+    for name, _value in head.headers:
+        if name == b"transfer-encoding":
+            seen |= 1
+        elif name == b"content-length":
+            seen |= 2
+    return seen == 3
 
 
-def _tls_pending(stream: object) -> int:
-    """Bytes the TLS layer holds that were never read (-1: some, still encrypted).
+def _tls_buffers(stream: object) -> tuple[ssl.SSLObject, ssl.MemoryBIO] | None:
+    """The TLS layer's own buffers under ``stream``, or None for a plain stream.
 
-    Looking at the socket can't see them: the TLS stream may have read past the
-    response into its own buffers. anyio's ``TLSStream`` keeps an ``ssl``
-    ``SSLObject`` and its incoming ``MemoryBIO``; anything else holds nothing.
+    The TLS stream may read past a response into them, where looking at the
+    socket can't see the bytes. anyio's ``TLSStream`` keeps an ``ssl``
+    ``SSLObject`` (decrypted bytes: ``pending()``) and the ``MemoryBIO`` of
+    what came from the socket (``pending``); these are its private names,
+    so anything else counts as holding nothing.
     """
     ssl_object = getattr(stream, "_ssl_object", None)
-    if not isinstance(ssl_object, ssl.SSLObject):
-        return 0
-    decrypted = ssl_object.pending()
-    if decrypted:
-        return decrypted
     incoming = getattr(stream, "_read_bio", None)
-    return -1 if isinstance(incoming, ssl.MemoryBIO) and incoming.pending else 0
+    if isinstance(ssl_object, ssl.SSLObject) and isinstance(incoming, ssl.MemoryBIO):
+        return ssl_object, incoming
+    return None
 
 
 def _http_prefix(data: bytes) -> bool:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import anyio
 import h11
 
+from .._drivers.http1 import WRITE_SLICE
 from .._model.body import DRAIN_LIMIT, InputStream
 from .._model.enums import NO_FLAGS, HTTPVersion, MessageFlags, NetworkEvent, TlsCertificateFlags
 from .._model.exceptions import (
@@ -33,7 +34,7 @@ from .._model.signals import active
 from .._model.uri import absolute_form
 from .._transport.proxy_connect import ProxyRefused
 from .._transport.tls import describe_flags
-from .upload import WRITE_SLICE, upload, write_or_answer
+from .upload import upload, write_or_answer
 
 if TYPE_CHECKING:
     from .._drivers.http1 import HTTP1Connection
@@ -247,7 +248,8 @@ def _wire_headers(msg: Message, plan: ConnectPlan) -> list[tuple[str, str]]:
             request_headers.remove("Content-Length")
             request_headers.replace("Transfer-Encoding", "chunked")
     else:
-        chunked = _check_bodyless_framing(request_headers, authority)
+        # Most body-less requests carry no framing header: one walk finds out.
+        chunked = bool(request_headers) and _check_bodyless_framing(request_headers, authority)
         if msg.method in _BODY_METHODS and not chunked and "Content-Length" not in request_headers:
             request_headers.set_content_length(0)
     if plan.proxy is not None and not plan.tunnel:
@@ -275,8 +277,14 @@ def _check_bodyless_framing(headers: MessageHeaders, authority: str) -> bool:
     headers at once are forbidden (RFC 9112 §6.2). A program's
     ``Transfer-Encoding: chunked`` alone is honoured: an empty chunked body.
     """
-    lengths = headers.get_all("Content-Length")
-    chunked = "Transfer-Encoding" in headers
+    lengths: list[str] = []
+    chunked = False
+    for name, value in headers:
+        lower = name.lower()
+        if lower == "content-length":
+            lengths.append(value)
+        elif lower == "transfer-encoding":
+            chunked = True
     if chunked and lengths:
         raise ValueError(
             f"request to {authority}: Content-Length and Transfer-Encoding are both set; "
@@ -323,18 +331,15 @@ async def _exchange(
     heads: list[h11.Response | h11.InformationalResponse] = []
     if body is None or body.length == 0:
         heads = await write_or_answer(http, data + http.end_of_body(), "writing request")
-        if not heads and msg._signals:  # no handler ever connected: skip the call
+        if not heads and msg._signals:  # no handler ever connected: skip the calls
             await _emit(msg, "wrote_headers")
-        if not heads and msg._signals:
             await _emit(msg, "wrote_body")
     elif body.data is not None and len(body.data) <= WRITE_SLICE and not _expects_continue(msg):
         framed = data + http.body_data(body.data) + http.end_of_body()
         heads = await write_or_answer(http, framed, "writing request")
         if not heads and msg._signals:
             await _emit(msg, "wrote_headers")
-        if not heads and msg._signals:
             await _emit(msg, "wrote_body_data", body.data)
-        if not heads and msg._signals:
             await _emit(msg, "wrote_body")
     else:
         await http.write(data, "writing request headers")

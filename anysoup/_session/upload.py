@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING
 import anyio
 import h11
 
-from .._drivers.http1 import WRITE_SLICE
 from .._model.exceptions import Error, NetworkError, TlsError
 from .._model.signals import active
 
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
     from .._model.body import RequestBody
     from .._model.message import Message
 
-__all__ = ["WRITE_SLICE", "upload", "write_or_answer"]
+__all__ = ["upload", "write_or_answer"]
 
 #: After a write failed, how long an answer the server sent may take to be read.
 EARLY_ANSWER_GRACE = 1.0
@@ -117,17 +116,22 @@ class _Watcher:
 
     async def watch(self) -> None:
         try:
-            while True:
-                head = await self.http.receive_head()
-                self.heads.append(head)
-                if type(head) is h11.Response or self.http.switched:
-                    self.final = True
-                    self.upload_scope.cancel()
-                    return
-        except Exception as exc:
+            await _read_heads(self.http, self.heads)
+            self.final = True
+            self.upload_scope.cancel()
+        except Exception as exc:  # the caller decides whether it matters
             self.error = exc
         finally:
             self.done.set()
+
+
+async def _read_heads(http: HTTP1Connection, heads: list[Head]) -> None:
+    """Read response heads into ``heads`` up to a final one (or a 101 to our Upgrade)."""
+    while True:
+        head = await http.receive_head()
+        heads.append(head)
+        if type(head) is h11.Response or http.switched:
+            return
 
 
 async def _answer_after(http: HTTP1Connection) -> list[Head]:
@@ -140,15 +144,13 @@ async def _answer_after(http: HTTP1Connection) -> list[Head]:
     heads: list[Head] = []
     with anyio.move_on_after(EARLY_ANSWER_GRACE):
         try:
-            while True:
-                head = await http.receive_head()
-                heads.append(head)
-                if type(head) is h11.Response:
-                    return heads
+            await _read_heads(http, heads)
         except TlsError:
             raise
         except Error:
             pass  # nothing readable: the write's failure is the one to report
+        else:
+            return heads
     return []
 
 
