@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from .._transport.connect import ConnectPlan
 
-__all__ = ["ConnectionOwner"]
+__all__ = ["ConnectionOwner", "MultiplexOwner"]
 
 
 class ConnectionOwner(Protocol):
@@ -34,3 +34,13 @@ class ConnectionOwner(Protocol):
 
     def close(self, reason: str | None = None) -> None:
         """Close the connection (synchronously; its task closes the socket)."""
+
+
+class MultiplexOwner(ConnectionOwner, Protocol):
+    """The pool's connection, as the HTTP/2 driver uses it."""
+
+    def set_max_streams(self, limit: int) -> None:
+        """The peer's ``SETTINGS_MAX_CONCURRENT_STREAMS``: lend no more streams at once."""
+
+    def drain(self) -> None:
+        """Lend no new stream (GOAWAY); close the connection when its last stream ends."""

@@ -45,6 +45,9 @@ class Error(Exception):
             ``None`` when it concerns no particular message.
     """
 
+    #: Whether part of the response had arrived (no re-send on a new connection then).
+    _response_started = False
+
     def __init__(self, text: str, *, message: Message | None = None) -> None:
         super().__init__(text)
         self.message = message

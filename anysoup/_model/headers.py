@@ -275,6 +275,11 @@ class MessageHeaders:
         self._raw = raw
         return self
 
+    @classmethod
+    def _from_pairs(cls, pairs: list[tuple[bytes, bytes]]) -> MessageHeaders:
+        """Wrap a list of byte pairs (an HTTP/2 header block), decoded on first use."""
+        return cls._from_raw(_Pairs(pairs))
+
     # -- adding and removing -------------------------------------------------
 
     def append(self, name: str, value: str) -> None:
@@ -562,3 +567,15 @@ class _RawHeaders(MessageHeaders):
             raise AttributeError(name)
         self._list = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self._raw.raw_items()]
         return self._list
+
+
+class _Pairs:
+    """A header block given as a list of byte pairs (names already lower case)."""
+
+    __slots__ = ("_pairs",)
+
+    def __init__(self, pairs: list[tuple[bytes, bytes]]) -> None:
+        self._pairs = pairs
+
+    def raw_items(self) -> list[tuple[bytes, bytes]]:
+        return self._pairs

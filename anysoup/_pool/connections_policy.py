@@ -39,8 +39,11 @@ class ConnState(enum.Enum):
     CONNECTING = "connecting"
     #: Ready, waiting in its host's idle stack.
     IDLE = "idle"
-    #: Lent to one message.
+    #: Lent to one message (HTTP/2: carrying at least one stream).
     IN_USE = "in-use"
+    #: HTTP/2 after the server's GOAWAY: takes no new stream, no longer counted
+    #: against the limits, closed when its last stream ends.
+    DRAINING = "draining"
     #: Taken out of the pool for good by its message (a WebSocket after its
     #: 101 answer): no longer counted against the limits, closed with the session.
     DETACHED = "detached"
@@ -56,9 +59,12 @@ class ConnectionRecord:
         "idle_since",
         "io_deadline",
         "key",
+        "max_streams",
+        "multiplexed",
         "owner",
         "promised",
         "state",
+        "streams",
         "used",
     )
 
@@ -82,6 +88,12 @@ class ConnectionRecord:
         self.expires_at = math.inf
         #: While IN_USE: when the current read or write stalls out (set by the driver).
         self.io_deadline = math.inf
+        #: Whether it carries many messages at once (HTTP/2), lent per stream.
+        self.multiplexed = False
+        #: Streams lent and not yet given back (multiplexed connections only).
+        self.streams = 0
+        #: The most streams it may carry at once (the peer's limit).
+        self.max_streams = 1
 
     def is_alive(self) -> bool:
         """Whether an IDLE connection can still carry a message (the shell checks the socket)."""
@@ -104,12 +116,16 @@ class PoolStatistics:
     waiting: int
     #: Connections taken out of the pool by their message (open WebSockets).
     detached: int = 0
+    #: HTTP/2 streams in use, over all multiplexed connections (draining ones too).
+    streams: int = 0
+    #: HTTP/2 connections that received GOAWAY and still finish their streams.
+    draining: int = 0
 
 
 class Host:
     """The connections of one pool key."""
 
-    __slots__ = ("connecting", "count", "idle", "spare")
+    __slots__ = ("connecting", "count", "idle", "shared", "spare")
 
     def __init__(self) -> None:
         # Dicts used as ordered sets: O(1) removal, insertion order kept.
@@ -119,7 +135,9 @@ class Host:
         self.connecting: dict[ConnectionRecord, None] = {}
         #: CONNECTING records a request may take over: owned by nobody or a preconnect.
         self.spare: dict[ConnectionRecord, None] = {}
-        #: Records in every state but CLOSED and DETACHED (what the limits count).
+        #: Multiplexed records (IDLE or IN_USE) with room for another stream, oldest first.
+        self.shared: dict[ConnectionRecord, None] = {}
+        #: Records in every state but CLOSED, DETACHED and DRAINING (what the limits count).
         self.count = 0
 
 

@@ -21,6 +21,7 @@ from anyio.abc import ByteStream, SocketAttribute, TaskGroup
 from anyio.streams.tls import TLSAttribute
 
 from .._drivers.http1 import HTTP1Connection
+from .._drivers.http2 import INITIAL_MAX_STREAMS, HTTP2Connection
 from .._model.certificate import TlsCertificate
 from .._model.enums import TlsCertificateFlags
 from .._model.exceptions import Error, NetworkError, RequestCancelled, TimeoutError
@@ -46,7 +47,7 @@ _POLLRDHUP = getattr(select, "POLLRDHUP", 0)
 
 
 class Connection(ConnectionRecord):
-    """One pooled connection: its task, its stream and its HTTP/1.1 driver."""
+    """One pooled connection: its task, its stream and its driver (HTTP/1.1 or HTTP/2)."""
 
     __slots__ = (
         "__weakref__",
@@ -61,6 +62,7 @@ class Connection(ConnectionRecord):
         "closed",
         "finished",
         "http",
+        "http2",
         "log",
         "peer",
         "peer_certificate",
@@ -85,6 +87,8 @@ class Connection(ConnectionRecord):
         self.stream: ByteStream | None = None
         self._poller: select.poll | None = None  # watches the idle socket
         self.http: HTTP1Connection | None = None
+        #: The HTTP/2 driver instead, when ALPN chose ``h2``.
+        self.http2: HTTP2Connection | None = None
         #: The peer's address once connected.
         self.peer: RemoteAddress | None = None
         #: The negotiated TLS version and cipher suite (https only).
@@ -120,7 +124,13 @@ class Connection(ConnectionRecord):
                 except Error as exc:
                     state.connect_failed(self, exc)
                     return
-                state.connected(self, time.monotonic())
+                if self.http2 is not None:
+                    state.connected(
+                        self, time.monotonic(), max_streams=INITIAL_MAX_STREAMS, offered_h2=True
+                    )
+                    await self.http2.run()
+                    return
+                state.connected(self, time.monotonic(), offered_h2=self.plan.http2)
                 await self._job_given.wait()
                 job, self._job = self._job, None
                 self._job_abandon = None
@@ -151,12 +161,16 @@ class Connection(ConnectionRecord):
             raise
         except builtins.TimeoutError as exc:
             raise TimeoutError(f"connect to {label} timed out after {timeout:g} s") from exc
-        self.http = HTTP1Connection(self.stream, self, label)
-        self.http.timeout = timeout
         # One lookup table: anyio builds every extra attribute on each extra() call.
         extras: Mapping[Any, Callable[[], Any]] = self.stream.extra_attributes
+        alpn = extras.get(TLSAttribute.alpn_protocol)
+        if alpn is not None and alpn() == "h2":
+            self.http2 = HTTP2Connection(self.stream, self, label, timeout=timeout)
+        else:
+            self.http = HTTP1Connection(self.stream, self, label)
+            self.http.timeout = timeout
         raw_socket = extras.get(SocketAttribute.raw_socket)
-        if raw_socket is not None:
+        if raw_socket is not None and self.http is not None:
             self._poller = select.poll()
             self._poller.register(raw_socket().fileno(), select.POLLIN | _POLLRDHUP)
         if self.plan.ssl_context is not None:
@@ -180,10 +194,20 @@ class Connection(ConnectionRecord):
         self._job_abandon = abandon
         self._job_given.set()
 
+    def set_max_streams(self, limit: int) -> None:
+        """The HTTP/2 peer's stream limit changed (see :class:`MultiplexOwner`)."""
+        self._pool.state.set_max_streams(self, limit)
+
+    def drain(self) -> None:
+        """The HTTP/2 peer sent GOAWAY (see :class:`MultiplexOwner`)."""
+        self._pool.state.drain(self)
+
     def is_alive(self) -> bool:
         """Whether an idle connection's socket is still open and quiet."""
         if self.closed or self.stream is None:
             return False
+        if self.http2 is not None:
+            return self.http2.accepts_streams
         poller = self._poller
         if poller is None:
             return True
@@ -306,7 +330,13 @@ class Pool:
         return self.state.checkout_idle(key)  # type: ignore[return-value]
 
     async def acquire(
-        self, key: Hashable, plan: ConnectPlan, *, priority: int, fresh_only: bool
+        self,
+        key: Hashable,
+        plan: ConnectPlan,
+        *,
+        priority: int,
+        fresh_only: bool,
+        multiplex: bool = False,
     ) -> Connection:
         """Borrow a connection for ``key``; give it back with :meth:`release`.
 
@@ -321,7 +351,14 @@ class Pool:
         if self._task_group is None:
             raise NetworkError("the session is not open: use 'async with Session()'")
         event = anyio.Event()
-        waiter = Waiter(key, priority=priority, fresh_only=fresh_only, notify=event.set, plan=plan)
+        waiter = Waiter(
+            key,
+            priority=priority,
+            fresh_only=fresh_only,
+            multiplex=multiplex,
+            notify=event.set,
+            plan=plan,
+        )
         state.enqueue(waiter)
         try:
             if not waiter.done:
@@ -340,7 +377,14 @@ class Pool:
         if self._task_group is None:
             raise NetworkError("the session is not open: use 'async with Session()'")
         event = anyio.Event()
-        waiter = Waiter(key, priority=priority, preconnect=True, notify=event.set, plan=plan)
+        waiter = Waiter(
+            key,
+            priority=priority,
+            preconnect=True,
+            multiplex=plan.http2,
+            notify=event.set,
+            plan=plan,
+        )
         self.state.enqueue(waiter)
         try:
             if not waiter.done:

@@ -84,6 +84,7 @@ class Waiter:
         "error",
         "fresh_only",
         "key",
+        "multiplex",
         "notify",
         "plan",
         "preconnect",
@@ -98,6 +99,7 @@ class Waiter:
         priority: int = 0,
         fresh_only: bool = False,
         preconnect: bool = False,
+        multiplex: bool = False,
         notify: Callable[[], None] = lambda: None,
         plan: object = None,
     ) -> None:
@@ -109,6 +111,11 @@ class Waiter:
         self.fresh_only = fresh_only
         #: A preconnect: wants a connection to exist, not to borrow one.
         self.preconnect = preconnect
+        #: Its key offers HTTP/2 and it may share a connection: a stream of a
+        #: multiplexed connection serves it (even when ``fresh_only``), and
+        #: while the key's protocol is unknown it waits for the first
+        #: connection's ALPN answer instead of opening another.
+        self.multiplex = multiplex
         self.notify = notify
         #: Whether it is in the queue (its lane's heap holds it until it is served).
         self.queued = False

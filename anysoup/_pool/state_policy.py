@@ -13,7 +13,7 @@ callbacks given at construction:
   task that connects it (starting a task is synchronous);
 * ``close_connection(record)`` tells that task to close its socket.
 
-A connection is CONNECTING, IDLE, IN_USE, DETACHED or CLOSED (see
+A connection is CONNECTING, IDLE, IN_USE, DRAINING, DETACHED or CLOSED (see
 ``docs/design.rst``). The limits count every connection that is CONNECTING,
 IDLE or IN_USE, and a record becomes
 CLOSED exactly once, in :meth:`PoolState._close`, so the counters cannot drift
@@ -30,6 +30,15 @@ first, every waiter that can be served, looking only at the head of each
 lane that may have changed, so a transition costs O(log n) in the waiters.
 The oldest idle connection (closed to make room for another host) comes from
 a heap too.
+
+HTTP/2 connections are *multiplexed*: each loan is one stream. Such a
+record stays in its host's ``shared`` set while it has room for another
+stream (up to the peer's limit), IDLE with none lent and IN_USE with some;
+:meth:`PoolState.release` gives one stream back. After GOAWAY it is
+DRAINING: not counted, lends nothing, closed when its last stream returns.
+While the protocol of an HTTP/2-capable key is unknown, its waiters wait for
+the first connection's ALPN answer instead of opening more; the answer is
+remembered per key.
 """
 
 from __future__ import annotations
@@ -104,7 +113,13 @@ class PoolState:
         self.in_use: set[ConnectionRecord] = set()
         #: Connections their message took out of the pool (WebSockets).
         self.detached: set[ConnectionRecord] = set()
+        #: HTTP/2 connections finishing their streams after GOAWAY.
+        self.draining: set[ConnectionRecord] = set()
         self.closing = False
+        # Streams lent, over all multiplexed connections.
+        self._streams = 0
+        # Per key that offers HTTP/2: whether its server chose it (ALPN).
+        self._alpn: dict[Hashable, bool] = {}
 
     # -- requests -------------------------------------------------------------
 
@@ -118,6 +133,9 @@ class PoolState:
         host = self._hosts.get(key)
         if host is None:
             return None
+        record = self._shared(host)
+        if record is not None:
+            return record
         while host.idle:
             record = self._pop_idle(host)
             if record.is_alive():
@@ -165,7 +183,14 @@ class PoolState:
                 self._process()
 
     def release(self, record: ConnectionRecord, *, reusable: bool, now: float) -> None:
-        """Take back a lent connection: to IDLE if ``reusable``, else close it."""
+        """Take back a lent connection: to IDLE if ``reusable``, else close it.
+
+        A multiplexed connection takes back one stream, whatever ``reusable``
+        says: its driver closes it when the connection itself failed.
+        """
+        if record.multiplexed:
+            self._release_stream(record, now)
+            return
         if record.state is not ConnState.IN_USE:
             return  # closed while lent (timeout, abort, session end)
         self.in_use.discard(record)
@@ -196,14 +221,36 @@ class PoolState:
 
     # -- connection tasks -----------------------------------------------------
 
-    def connected(self, record: ConnectionRecord, now: float) -> None:
-        """A connection task finished connecting: give the connection to its owner."""
+    def connected(
+        self,
+        record: ConnectionRecord,
+        now: float,
+        *,
+        max_streams: int | None = None,
+        offered_h2: bool = False,
+    ) -> None:
+        """A connection task finished connecting: give the connection to its owner.
+
+        ``max_streams`` is given for a multiplexed (HTTP/2) connection: it
+        serves that many loans at once. ``offered_h2``: the connection
+        offered HTTP/2, and the server's choice is remembered for its key.
+        """
         if record.state is not ConnState.CONNECTING:
             return
         owner, record.owner = record.owner, None
         host = self._hosts[record.key]
         del host.connecting[record]
         host.spare.pop(record, None)
+        if offered_h2:
+            if len(self._alpn) >= 1024:  # a crawler meets many hosts: stay bounded
+                self._alpn.clear()
+            self._alpn[record.key] = max_streams is not None
+            self._queue.touch(record.key)  # its waiters waited for this answer
+        if max_streams is not None:
+            record.multiplexed = True
+            record.max_streams = max_streams
+            if max_streams > 0:
+                host.shared[record] = None
         if owner is None or owner.preconnect:
             self._make_idle(record, now)
             if owner is not None:
@@ -232,13 +279,76 @@ class PoolState:
                 owner.finish(error=_closed_error())
             self._process()
 
+    # -- multiplexed connections ----------------------------------------------
+
+    def set_max_streams(self, record: ConnectionRecord, limit: int) -> None:
+        """The peer changed its stream limit: lend up to ``limit`` streams at once."""
+        record.max_streams = limit
+        if record.state is ConnState.IDLE or record.state is ConnState.IN_USE:
+            host = self._hosts[record.key]
+            if record.streams < limit:
+                host.shared[record] = None
+                self._queue.touch(record.key)
+                self._process()
+            else:
+                host.shared.pop(record, None)
+
+    def drain(self, record: ConnectionRecord) -> None:
+        """No new stream on ``record`` (GOAWAY); close it when its last stream returns.
+
+        It stops counting against the limits at once, so waiters may get a
+        new connection while its streams finish.
+        """
+        state = record.state
+        if state is ConnState.IDLE or (state is ConnState.IN_USE and record.streams <= 0):
+            self._close(record)
+        elif state is ConnState.IN_USE:
+            self.in_use.discard(record)
+            self._hosts[record.key].shared.pop(record, None)
+            self._uncount(record)
+            record.state = ConnState.DRAINING
+            self.draining.add(record)
+        else:
+            return
+        self._process()
+
+    def _shared(self, host: Host) -> ConnectionRecord | None:
+        """Lend a stream of ``host``'s oldest multiplexed connection with room, if any."""
+        for record in host.shared:
+            self._lend(record)
+            return record
+        return None
+
+    def _release_stream(self, record: ConnectionRecord, now: float) -> None:
+        state = record.state
+        if state is not ConnState.IN_USE and state is not ConnState.DRAINING:
+            return  # closed meanwhile: its streams were uncounted then
+        record.streams -= 1
+        self._streams -= 1
+        if state is ConnState.DRAINING:
+            if record.streams <= 0:
+                self._close(record)
+            return
+        host = self._hosts[record.key]
+        if record.streams < record.max_streams:
+            host.shared[record] = None
+        if record.streams <= 0:
+            self.in_use.discard(record)
+            record.io_deadline = math.inf
+            if self.closing:
+                self._close(record)
+            else:
+                self._make_idle(record, now)
+        self._queue.touch(record.key)
+        self._process()
+
     # -- housekeeping ---------------------------------------------------------
 
     def expire(self, now: float) -> list[ConnectionRecord]:
         """Close idle connections past their expiry; return lent ones whose I/O stalled."""
         for record in [r for r in self._idle if r.expires_at <= now]:
             self._close(record)
-        stalled = [r for r in self.in_use if r.io_deadline <= now]
+        stalled = [r for r in (*self.in_use, *self.draining) if r.io_deadline <= now]
         for record in stalled:
             self._close(record)
         self._process()
@@ -264,7 +374,7 @@ class PoolState:
         for host in list(self._hosts.values()):
             for record in list(host.connecting):
                 self._close(record)
-        for record in list(self.detached):
+        for record in [*self.detached, *self.draining]:
             self._close(record)
 
     def abort(self, error: Callable[[], BaseException]) -> list[ConnectionRecord]:
@@ -287,7 +397,7 @@ class PoolState:
             self._close(record)
         for waiter in waiters:
             waiter.finish(error=error())  # one exception object per waiting task
-        lent = list(self.in_use)
+        lent = [*self.in_use, *self.draining]
         for record in lent:
             self._close(record)
         self.close_idle()
@@ -314,6 +424,8 @@ class PoolState:
             in_use=len(self.in_use),
             waiting=len(self._queue),
             detached=len(self.detached),
+            streams=self._streams,
+            draining=len(self.draining),
         )
 
     def records(self) -> Iterator[ConnectionRecord]:
@@ -322,10 +434,20 @@ class PoolState:
             yield from host.connecting
             yield from host.idle
         yield from self.in_use
+        yield from self.draining
 
     # -- internals ------------------------------------------------------------
 
     def _lend(self, record: ConnectionRecord) -> None:
+        if record.multiplexed:
+            host = self._hosts[record.key]
+            if record.state is ConnState.IDLE:
+                host.idle.pop(record, None)
+                self._idle.discard(record)
+            record.streams += 1
+            self._streams += 1
+            if record.streams >= record.max_streams:
+                host.shared.pop(record, None)
         record.state = ConnState.IN_USE
         self.in_use.add(record)
 
@@ -361,12 +483,18 @@ class PoolState:
         state = record.state
         if state is ConnState.CLOSED:
             return
-        if state is ConnState.DETACHED:  # counted no more since it was detached
+        if record.multiplexed:
+            self._streams -= record.streams
+            record.streams = 0
+        if state is ConnState.DETACHED or state is ConnState.DRAINING:
+            # Counted no more since it was detached or began draining.
             self.detached.discard(record)
+            self.draining.discard(record)
             record.state = ConnState.CLOSED
             self._close_connection(record)
             return
         host = self._hosts[record.key]
+        host.shared.pop(record, None)
         if state is ConnState.IDLE:
             host.idle.pop(record, None)  # not there when the caller popped it already
             self._idle.discard(record)
@@ -418,6 +546,12 @@ class PoolState:
 
     def _serve(self, waiter: Waiter) -> _Outcome:
         host = self._hosts.get(waiter.key)
+        if host is not None and waiter.multiplex and host.shared:
+            if waiter.preconnect:
+                waiter.finish()
+            else:
+                waiter.finish(self._shared(host))
+            return _Outcome.SERVED
         if host is not None and not waiter.fresh_only:
             while host.idle:
                 if waiter.preconnect:
@@ -440,6 +574,10 @@ class PoolState:
                     self._set_owner(record, waiter)
                     waiter.connecting = record
                     return _Outcome.SERVED
+            if waiter.multiplex and host.connecting and self._alpn.get(waiter.key) is not False:
+                # The first connection's ALPN answer decides: HTTP/2 serves
+                # everyone from it. Its ``connected`` touches the key.
+                return _Outcome.HOST
         outcome = self._make_room(waiter.key)
         if outcome is _Outcome.SERVED:
             self._open(waiter)

@@ -18,8 +18,9 @@ import anyio
 import h11
 
 from .._drivers.http1 import WRITE_SLICE
+from .._drivers.http2_stream import Http11Required, StreamUnprocessed
 from .._model.body import DRAIN_LIMIT, InputStream
-from .._model.enums import NO_FLAGS, HTTPVersion, MessageFlags, NetworkEvent, TlsCertificateFlags
+from .._model.enums import NO_FLAGS, HTTPVersion, MessageFlags, TlsCertificateFlags
 from .._model.exceptions import (
     ConnectError,
     Error,
@@ -31,17 +32,18 @@ from .._model.exceptions import (
 from .._model.headers import MessageHeaders
 from .._model.resends import MAX_RESENDS, check_resend
 from .._model.signals import active
-from .._model.uri import absolute_form
 from .._transport.proxy_connect import ProxyRefused
 from .._transport.tls import describe_flags
+from .exchange_h2 import Misdirected, exchange_h2
+from .starting import begin_exchange, emit, expects_continue
 from .upload import upload, write_or_answer
 
 if TYPE_CHECKING:
     from .._drivers.http1 import HTTP1Connection
-    from .._model.message import Message, MessageMetrics
+    from .._model.message import Message
     from .._pool.pool import Connection, Pool
 
-__all__ = ["MAX_RESENDS", "check_resend", "send_message"]
+__all__ = ["MAX_RESENDS", "check_resend", "http1_only", "send_message"]
 
 #: Methods whose request may be sent again on a new connection (DESIGN §3).
 RETRYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "TRACE", "PUT", "DELETE"})
@@ -66,12 +68,13 @@ async def send_message(
     innermost stage of the chain without a frame between.
     """
     lookup = proxy_lookup(msg.uri)
+    http1 = http1_only(msg)
     if lookup is None:  # no proxy can apply: not even an await
         proxies: list[ProxyURI | None] = []
-        key, plan = plan_for(msg.uri)
+        key, plan = plan_for(msg.uri, False, None, None, http1)
     else:
         proxies = await lookup
-        key, plan = plan_for(msg.uri, False, None, proxies.pop(0) if proxies else None)
+        key, plan = plan_for(msg.uri, False, None, proxies.pop(0) if proxies else None, http1)
     if plan.ssl_context is not None:  # the message's identity and trust mode count
         key, plan = await tls_plan(msg, key, plan)
     if msg._connection_owner is not None:  # a connection authenticated for one credential
@@ -86,12 +89,17 @@ async def send_message(
             method not in IDEMPOTENT_METHODS and not flags & MessageFlags.IDEMPOTENT
         )
     headers = _wire_headers(msg, plan)
+    # Sends the server never processed (HTTP/2 GOAWAY, REFUSED_STREAM): not re-sends.
+    unprocessed = 0
     while True:
         # The common case, an idle connection and nobody waiting, needs no await.
         conn = None if fresh_only else pool.checkout_idle(key)
         if conn is None:
+            multiplex = plan.http2 and not (flags & MessageFlags.NEW_CONNECTION)
             try:
-                conn = await pool.acquire(key, plan, priority=msg.priority, fresh_only=fresh_only)
+                conn = await pool.acquire(
+                    key, plan, priority=msg.priority, fresh_only=fresh_only, multiplex=multiplex
+                )
             except TlsError as exc:
                 if not await _client_certificate_given(msg, exc):
                     raise
@@ -104,7 +112,7 @@ async def send_message(
                 if not proxies:
                     raise
                 # The next proxy in the resolver's order (or direct).
-                key, plan = plan_for(msg.uri, False, None, proxies.pop(0))
+                key, plan = plan_for(msg.uri, False, None, proxies.pop(0), http1)
                 if plan.ssl_context is not None:
                     key, plan = await tls_plan(msg, key, plan)
                 if msg._connection_owner is not None:
@@ -117,7 +125,34 @@ async def send_message(
         try:
             if conn.certificate_errors is not None:
                 await _accept_certificate(conn, msg)
-            return await _exchange(pool, conn, msg, headers)
+            if conn.http2 is None:
+                return await _exchange(pool, conn, msg, headers)
+            retry_421 = not (flags & MessageFlags.NEW_CONNECTION)
+            return await exchange_h2(pool, conn, msg, headers, retry_421=retry_421)
+        except StreamUnprocessed:
+            # RFC 9113 §8.7: the server never saw it; any method may go again.
+            pool.release(conn, reusable=False)
+            unprocessed += 1
+            if unprocessed > MAX_RESENDS:
+                raise
+        except Http11Required:
+            # The server wants this message over HTTP/1.1 (libsoup: force_http1).
+            pool.release(conn, reusable=False)
+            body = msg._body
+            if body is not None and not body.replayable:
+                raise
+            check_resend(msg)
+            msg.force_http1 = http1 = True
+            key, plan = plan_for(msg.uri, False, None, plan.proxy, http1)
+            if plan.ssl_context is not None:
+                key, plan = await tls_plan(msg, key, plan)
+            plan = _tunnel_credentials(msg, plan)
+        except Misdirected:
+            # 421 on HTTP/2 (RFC 9110 §15.5.20): once more, on a connection of its own.
+            pool.release(conn, reusable=False)
+            check_resend(msg)
+            fresh_only = True
+            flags |= MessageFlags.NEW_CONNECTION
         except NetworkError as exc:
             pool.release(conn, reusable=False)
             http = conn.http
@@ -127,6 +162,7 @@ async def send_message(
                 or isinstance(exc, TimeoutError)
                 or conn.close_reason is not None
                 or (http is not None and http.received_any)
+                or exc._response_started
                 or method not in RETRYABLE_METHODS
                 or (body is not None and not body.replayable)
             ):
@@ -153,11 +189,20 @@ async def send_message(
             raise
 
 
+def http1_only(msg: Message) -> bool:
+    """Whether ``msg`` must go over HTTP/1.1.
+
+    Its ``force_http1``, or a connection-based authentication (NTLM,
+    Negotiate: the credential belongs to one connection), as libsoup.
+    """
+    return msg.force_http1 or msg._connection_owner is not None
+
+
 async def _tls_key(
     msg: Message, plan_for: PlanFor, tls_plan: TlsPlan, proxy: ProxyURI | None
 ) -> tuple[Hashable, ConnectPlan]:
     """The key and plan after the message got a client certificate (a re-send)."""
-    key, plan = await tls_plan(msg, *plan_for(msg.uri, False, None, proxy))
+    key, plan = await tls_plan(msg, *plan_for(msg.uri, False, None, proxy, http1_only(msg)))
     if msg._connection_owner is not None:
         key = (key, msg._connection_owner)
     return key, plan
@@ -305,26 +350,7 @@ async def _exchange(
     assert http is not None
     http.timeout = pool.timeout
     metrics = msg.metrics
-    if conn.log is not None:
-        await _report_connect(conn, msg, metrics)
-    if msg._signals:
-        await _emit(msg, "starting")
-    msg.remote_address = conn.peer
-    msg._proxy = conn.plan.proxy
-    msg._connection_note = None
-    if conn.tls_version is not None:
-        msg.tls_protocol_version = conn.tls_version
-        msg.tls_ciphersuite_name = conn.tls_cipher
-        msg.tls_peer_certificate = conn.peer_certificate
-        msg.tls_peer_certificate_errors = conn.certificate_errors or _NO_ERRORS
-    if msg._options_ping:
-        target = "*"
-    elif conn.plan.proxy is not None and not conn.plan.tunnel:
-        target = absolute_form(msg.uri)  # to a forwarding proxy (RFC 9112 §3.2.2)
-    else:
-        target = msg.uri.raw_path_qs or "/"
-    if metrics is not None:
-        metrics.request_start = time.monotonic()
+    target = await begin_exchange(conn, msg)
     data = http.start_request(msg.method, target, headers)
     body = msg._body
     # Heads read while the request went out (a server may answer early).
@@ -332,25 +358,25 @@ async def _exchange(
     if body is None or body.length == 0:
         heads = await write_or_answer(http, data + http.end_of_body(), "writing request")
         if not heads and msg._signals:  # no handler ever connected: skip the calls
-            await _emit(msg, "wrote_headers")
-            await _emit(msg, "wrote_body")
-    elif body.data is not None and len(body.data) <= WRITE_SLICE and not _expects_continue(msg):
+            await emit(msg, "wrote_headers")
+            await emit(msg, "wrote_body")
+    elif body.data is not None and len(body.data) <= WRITE_SLICE and not expects_continue(msg):
         framed = data + http.body_data(body.data) + http.end_of_body()
         heads = await write_or_answer(http, framed, "writing request")
         if not heads and msg._signals:
-            await _emit(msg, "wrote_headers")
-            await _emit(msg, "wrote_body_data", body.data)
-            await _emit(msg, "wrote_body")
+            await emit(msg, "wrote_headers")
+            await emit(msg, "wrote_body_data", body.data)
+            await emit(msg, "wrote_body")
     else:
         await http.write(data, "writing request headers")
         if msg._signals:
-            await _emit(msg, "wrote_headers")
-        if _expects_continue(msg):
+            await emit(msg, "wrote_headers")
+        if expects_continue(msg):
             head = await http.wait_continue()
             if head is not None and type(head) is not h11.Response:
                 _set_response(msg, head)  # "100 Continue" (RFC 9110 §15.2.1): go on
                 if msg._signals:
-                    await _emit(msg, "got_informational")
+                    await emit(msg, "got_informational")
             elif head is not None:
                 heads = [head]  # a final answer: the body is not sent
         if not heads:
@@ -370,7 +396,7 @@ async def _exchange(
             break
         if head.status_code == 101 and http.switched:  # the answer to our Upgrade
             if msg._signals:
-                await _emit(msg, "got_headers")
+                await emit(msg, "got_headers")
             switched = _Switched(pool, conn, msg)
             msg._switched = switched
             return InputStream(switched)
@@ -382,9 +408,9 @@ async def _exchange(
                 message=msg,
             )
         if msg._signals:
-            await _emit(msg, "got_informational")
+            await emit(msg, "got_informational")
     if msg._signals:
-        await _emit(msg, "got_headers")
+        await emit(msg, "got_headers")
     return InputStream(_Exchange(pool, conn, msg))
 
 
@@ -415,14 +441,10 @@ class _NoBody:
 
     async def close(self, *, drain: bool) -> None:
         if self._msg._signals:
-            await _emit(self._msg, "finished")
+            await emit(self._msg, "finished")
 
     def discard(self) -> None:
         pass
-
-
-def _expects_continue(msg: Message) -> bool:
-    return msg.request_headers.header_contains("Expect", "100-continue")
 
 
 def _set_response(msg: Message, head: h11.Response | h11.InformationalResponse) -> None:
@@ -434,29 +456,6 @@ def _set_response(msg: Message, head: h11.Response | h11.InformationalResponse) 
         msg.metrics.response_header_bytes_received += (
             sum(len(n) + len(v) + 4 for n, v in head.headers.raw_items()) + 15 + len(head.reason)
         )
-
-
-async def _emit(msg: Message, name: str, *args: object) -> None:
-    signal = active(msg, name)
-    if signal is not None:
-        await signal.emit(*args)
-
-
-async def _report_connect(conn: Connection, msg: Message, metrics: MessageMetrics | None) -> None:
-    """Give the first message of a new connection its network events and timings."""
-    log, conn.log = conn.log, None
-    assert log is not None
-    if metrics is not None:
-        times = log.times
-        metrics.dns_start = times.get(NetworkEvent.RESOLVING, 0.0)
-        metrics.dns_end = times.get(NetworkEvent.RESOLVED, 0.0)
-        metrics.connect_start = times.get(NetworkEvent.CONNECTING, 0.0)
-        metrics.tls_start = times.get(NetworkEvent.TLS_HANDSHAKING, 0.0)
-        metrics.connect_end = times.get(NetworkEvent.COMPLETE, 0.0)
-    signal = active(msg, "network_event")
-    if signal is not None:
-        for event in log.events:
-            await signal.emit(event, conn)
 
 
 class _Exchange:
@@ -510,9 +509,9 @@ class _Exchange:
                 self._ended = False
                 msg = self._msg
                 if msg._signals:
-                    await _emit(msg, "got_body")
+                    await emit(msg, "got_body")
                 if msg._signals:
-                    await _emit(msg, "finished")
+                    await emit(msg, "finished")
             return
         reusable = False
         try:
@@ -522,7 +521,7 @@ class _Exchange:
             self._conn = None
             self._pool.release(conn, reusable=reusable)
         if self._msg._signals:
-            await _emit(self._msg, "finished")
+            await emit(self._msg, "finished")
 
     def _finish(self, http: HTTP1Connection) -> bool:
         """End the exchange at the body's end; say why a connection was not kept."""
@@ -580,9 +579,9 @@ class _Switched:
         if self._ended:
             self._ended = False
             if self._msg._signals:
-                await _emit(self._msg, "got_body")
+                await emit(self._msg, "got_body")
         if self._msg._signals:
-            await _emit(self._msg, "finished")
+            await emit(self._msg, "finished")
 
     def discard(self) -> None:
         conn, self._conn = self._conn, None

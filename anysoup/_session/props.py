@@ -94,6 +94,7 @@ class SessionProperties:
     _proxy_resolver: ProxyResolver | None
     _tls_interaction: TlsInteraction | None
     _tls_database: TlsDatabase | None
+    _http2: bool
 
     # -- properties ------------------------------------------------------------
 
@@ -124,6 +125,23 @@ class SessionProperties:
         elif self._accept_language_auto:
             self._accept_language = None
         self._accept_language_auto = bool(value)
+
+    @property
+    def http2(self) -> bool:
+        """Whether https connections offer HTTP/2 (ALPN ``h2``, then ``http/1.1``).
+
+        False offers only ``http/1.1``. A changed value applies to new
+        connections. Not a libsoup property (libsoup reads ``SOUP_FORCE_HTTP1``
+        from the environment), so not in :attr:`props`.
+        """
+        return self._http2
+
+    @http2.setter
+    def http2(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"http2: expected a bool, got {value!r}")
+        self._http2 = value
+        self._plans.clear()
 
     @property
     def idle_timeout(self) -> float:

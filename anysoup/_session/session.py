@@ -40,7 +40,7 @@ from .._transport.proxy_resolver_policy import (
 from .._transport.tls import TlsDatabase
 from .._version import __version__
 from .chain import build_chain
-from .core import send_message
+from .core import http1_only, send_message
 from .locale_policy import user_agent_header
 from .props import DEFAULT, SessionProperties
 from .websocket_connect import WebsocketConnectContext
@@ -107,6 +107,8 @@ class Session(SessionProperties):
         accept_language: The ``Accept-Language`` header for messages without one.
         accept_language_auto: Build ``accept_language`` from the locale
             environment (LANGUAGE, LC_ALL, LC_MESSAGES, LANG).
+        http2: Offer HTTP/2 on https connections (ALPN ``h2`` then
+            ``http/1.1``, as libsoup); False offers only HTTP/1.1.
         idle_timeout: Seconds an idle connection is kept (0: forever).
         local_address: ``(host, port)`` to bind outgoing TCP connections to
             (port 0: any).
@@ -139,6 +141,7 @@ class Session(SessionProperties):
         *,
         accept_language: str | None = None,
         accept_language_auto: bool = False,
+        http2: bool = True,
         idle_timeout: float = 60,
         local_address: tuple[str, int] | None = None,
         max_conns: int = 10,
@@ -166,6 +169,8 @@ class Session(SessionProperties):
         self._chain: CallNext = self._send_core
         self._rebuild_chain()
         self._plans: dict[Hashable, tuple[Hashable, ConnectPlan]] = {}
+        self._http2 = True
+        self.http2 = http2  # the setter checks the type
         self._accept_language = accept_language
         self._accept_language_auto = False
         self._user_agent = user_agent
@@ -368,7 +373,7 @@ class Session(SessionProperties):
             ConnectError, TlsError, TimeoutError: The connection failed (only
                 while no request took it over).
         """
-        key, plan = self._plan_for(msg.uri)
+        key, plan = self._plan_for(msg.uri, False, None, None, http1_only(msg))
         if plan.ssl_context is not None:  # the connection the message itself would use
             key, plan = await self._tls_plan(msg, key, plan)
         try:
@@ -486,6 +491,7 @@ class Session(SessionProperties):
         relaxed: bool = False,
         identity: TlsCertificate | None = None,
         proxy: ProxyURI | None = None,
+        http1: bool = False,
     ) -> tuple[Hashable, ConnectPlan]:
         """The pool key and connect plan for a URI (cached).
 
@@ -493,7 +499,9 @@ class Session(SessionProperties):
         another request: scheme, host (also the TLS server name), port, the
         trust database, whether the certificate may be judged by the message
         (``relaxed``), the client identity, the remote and local addresses,
-        and the proxy (with its credentials) and whether it tunnels.
+        the proxy (with its credentials) and whether it tunnels, and whether
+        HTTP/2 is offered (not with ``http1``: the message is kept on
+        HTTP/1.1; nor to a forwarding proxy).
         """
         scheme = scheme_class(uri)
         # "example.org." names the same host: connect, send SNI and check the
@@ -502,29 +510,43 @@ class Session(SessionProperties):
         port = uri.port or 0
         identity_key = identity._identity if identity is not None else None
         if proxy is not None:
-            cache_key: Hashable = (scheme, host, port, relaxed, identity_key, proxy, uri.scheme)
-        elif not relaxed and identity is None:
+            cache_key: Hashable = (
+                scheme, host, port, relaxed, identity_key, proxy, uri.scheme, http1
+            )  # fmt: skip
+        elif not relaxed and identity is None and not http1:
             cache_key = (scheme, host, port)
         else:
-            cache_key = (scheme, host, port, relaxed, identity_key)
+            cache_key = (scheme, host, port, relaxed, identity_key, http1)
         cached = self._plans.get(cache_key)
         if cached is not None:
             return cached
         database = self._database_for_tls() if is_secure(uri) else None
+        proxied = self._proxy_settings(uri, proxy)
+        # HTTP/2 only over TLS (no h2c), and inside a tunnel, never to a forwarding proxy.
+        http2 = (
+            database is not None
+            and self._http2
+            and not http1
+            and (proxy is None or proxied["tunnel"])
+            and uri.scheme in ("https", "wss")
+        )
         plan = ConnectPlan(
             host=host,
             port=port,
-            ssl_context=database.context_for(identity) if database is not None else None,
+            ssl_context=(
+                database.context_for(identity, http2=http2) if database is not None else None
+            ),
             relaxed_context=(
-                database.context_for(identity, verify=False)
+                database.context_for(identity, verify=False, http2=http2)
                 if database is not None and relaxed
                 else None
             ),
             identity=identity is not None,
+            http2=http2,
             remote=self._remote_connectable,
             local=self._local_address,
             authority=host_header(uri),
-            **self._proxy_settings(uri, proxy),
+            **proxied,
         )
         # The database itself (hashed by identity), not its id(): the key keeps it
         # alive, so a later database can't reuse the number and share connections.
@@ -537,6 +559,7 @@ class Session(SessionProperties):
             identity_key,
             plan.remote,
             plan.local,
+            http2,
         )
         if proxy is not None:
             key = (key, proxy, plan.tunnel)
@@ -560,7 +583,7 @@ class Session(SessionProperties):
         relaxed = not msg._tls_strict and active(msg, "accept_certificate") is not None
         if identity is None and not relaxed:
             return key, plan
-        return self._plan_for(msg.uri, relaxed, identity, plan.proxy)
+        return self._plan_for(msg.uri, relaxed, identity, plan.proxy, http1_only(msg))
 
     def _proxy_settings(self, uri: URL, proxy: ProxyURI | None) -> dict[str, Any]:
         """The ConnectPlan fields for going to ``uri`` through ``proxy``."""

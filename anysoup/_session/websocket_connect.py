@@ -100,6 +100,9 @@ async def websocket_connect(
     manager = session.get_feature_for_message(WebsocketExtensionManager, msg)
     offered = manager.new_offer() if isinstance(manager, WebsocketExtensionManager) else []
     key = prepare_request(msg, origin=origin, protocols=protocols, extensions=offered)
+    # The handshake is an HTTP/1.1 Upgrade (RFC 8441's HTTP/2 form is not
+    # spoken): keep it off HTTP/2 connections, as libsoup does.
+    msg.force_http1 = True
     msg.response_body = None
     body = await session._send(msg, cancellable)
     ws: WebsocketConnection | None = None

@@ -62,6 +62,8 @@ class ConnectPlan:
     relaxed_context: ssl.SSLContext | None = None
     #: Whether the contexts present a client certificate.
     identity: bool = False
+    #: Whether the TLS contexts offer HTTP/2 (ALPN ``h2`` before ``http/1.1``).
+    http2: bool = False
     #: Where to connect instead of ``host:port``.
     remote: RemoteAddress | None = None
     #: The local ``(host, port)`` to bind to.

@@ -23,13 +23,14 @@ if TYPE_CHECKING:
 
 __all__ = ["TlsDatabase", "alert_error", "describe_flags", "tls_error"]
 
-_ALPN = ["http/1.1"]
+#: What a connection offers in ALPN (RFC 7301), by whether it may speak HTTP/2.
+_ALPN = {True: ["h2", "http/1.1"], False: ["http/1.1"]}
 
 
-def _client_context() -> ssl.SSLContext:
+def _client_context(http2: bool) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # hostname check and CERT_REQUIRED
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.set_alpn_protocols(_ALPN)
+    context.set_alpn_protocols(_ALPN[http2])
     return context
 
 
@@ -50,11 +51,11 @@ class TlsDatabase:
     def __init__(
         self, configure: Callable[[ssl.SSLContext], None] | ssl.SSLContext, description: str
     ) -> None:
-        # One context per (client identity, verifying?), made on first use and
-        # never changed after: a context in use is shared by connections.
-        self._contexts: dict[tuple[bytes | None, bool], ssl.SSLContext] = {}
+        # One context per (client identity, verifying?, offering HTTP/2?), made on
+        # first use and never changed after: a context in use is shared by connections.
+        self._contexts: dict[tuple[bytes | None, bool, bool], ssl.SSLContext] = {}
         if isinstance(configure, ssl.SSLContext):
-            self._contexts[None, True] = configure
+            self._contexts[None, True, True] = self._contexts[None, True, False] = configure
             self._configure: Callable[[ssl.SSLContext], None] | None = None
         else:
             self._configure = configure
@@ -122,15 +123,17 @@ class TlsDatabase:
         return cls(lambda context: None, "none (every certificate fails)")
 
     def context_for(
-        self, identity: TlsCertificate | None, *, verify: bool = True
+        self, identity: TlsCertificate | None, *, verify: bool = True, http2: bool = False
     ) -> ssl.SSLContext:
         """The client context that presents ``identity`` (cached).
 
         ``verify=False`` gives the context of a relaxed connection: it
         completes the handshake with any certificate, for a message whose
         ``accept_certificate`` handler will judge the problems found first.
+        ``http2`` offers ``h2`` in ALPN before ``http/1.1``. A caller's own
+        context (:meth:`from_ssl_context`) offers what the caller set.
         """
-        cache_key = (identity._identity if identity is not None else None, verify)
+        cache_key = (identity._identity if identity is not None else None, verify, http2)
         context = self._contexts.get(cache_key)
         if context is None:
             if verify and self._configure is None:
@@ -138,7 +141,7 @@ class TlsDatabase:
                     "tls database: a client certificate can't be added to the caller's "
                     "SSL context; load it into the context instead"
                 )
-            context = _client_context()
+            context = _client_context(http2)
             if verify:
                 assert self._configure is not None
                 self._configure(context)

@@ -1,0 +1,82 @@
+"""What every exchange does first, whatever the protocol: events, signals, TLS facts.
+
+Shared by the HTTP/1.1 exchange (``core.py``) and the HTTP/2 one
+(``exchange_h2.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from .._model.enums import NetworkEvent, TlsCertificateFlags
+from .._model.signals import active
+from .._model.uri import absolute_form
+
+if TYPE_CHECKING:
+    from .._model.message import Message, MessageMetrics
+    from .._pool.pool import Connection
+
+__all__ = ["begin_exchange", "emit", "expects_continue"]
+
+_NO_ERRORS = TlsCertificateFlags.NO_FLAGS
+
+
+async def begin_exchange(conn: Connection, msg: Message) -> str:
+    """Tell ``msg`` about its connection (events, ``starting``, TLS); return its target.
+
+    The target is the request line's: ``*`` for an OPTIONS ping, the
+    absolute form to a forwarding proxy (RFC 9112 §3.2.2), else the path
+    and query.
+    """
+    metrics = msg.metrics
+    if conn.log is not None:
+        await _report_connect(conn, msg, metrics)
+    if msg._signals:
+        await emit(msg, "starting")
+    msg.remote_address = conn.peer
+    msg._proxy = conn.plan.proxy
+    msg._connection_note = None
+    if conn.tls_version is not None:
+        msg.tls_protocol_version = conn.tls_version
+        msg.tls_ciphersuite_name = conn.tls_cipher
+        msg.tls_peer_certificate = conn.peer_certificate
+        msg.tls_peer_certificate_errors = conn.certificate_errors or _NO_ERRORS
+    if msg._options_ping:
+        target = "*"
+    elif conn.plan.proxy is not None and not conn.plan.tunnel:
+        target = absolute_form(msg.uri)
+    else:
+        target = msg.uri.raw_path_qs or "/"
+    if metrics is not None:
+        metrics.request_start = time.monotonic()
+    return target
+
+
+def expects_continue(msg: Message) -> bool:
+    """Whether the request asks for ``100 Continue`` before its body."""
+    return msg.request_headers.header_contains("Expect", "100-continue")
+
+
+async def emit(msg: Message, name: str, *args: object) -> None:
+    """Emit signal ``name`` of ``msg`` if it has handlers."""
+    signal = active(msg, name)
+    if signal is not None:
+        await signal.emit(*args)
+
+
+async def _report_connect(conn: Connection, msg: Message, metrics: MessageMetrics | None) -> None:
+    """Give the first message of a new connection its network events and timings."""
+    log, conn.log = conn.log, None
+    assert log is not None
+    if metrics is not None:
+        times = log.times
+        metrics.dns_start = times.get(NetworkEvent.RESOLVING, 0.0)
+        metrics.dns_end = times.get(NetworkEvent.RESOLVED, 0.0)
+        metrics.connect_start = times.get(NetworkEvent.CONNECTING, 0.0)
+        metrics.tls_start = times.get(NetworkEvent.TLS_HANDSHAKING, 0.0)
+        metrics.connect_end = times.get(NetworkEvent.COMPLETE, 0.0)
+    signal = active(msg, "network_event")
+    if signal is not None:
+        for event in log.events:
+            await signal.emit(event, conn)
