@@ -30,6 +30,7 @@ has the states and the cancellation table):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,14 @@ import h2.exceptions
 import h2.settings
 from anyio.abc import ByteStream
 
-from .._model.exceptions import Error, NetworkError, ParsingError, RequestCancelled, TimeoutError
+from .._model.exceptions import (
+    Error,
+    NetworkError,
+    ParsingError,
+    RequestCancelled,
+    TimeoutError,
+    TlsError,
+)
 from .._transport.io_errors import IO_ERRORS, describe_io_error
 from .._transport.tls import alert_error
 from .http1 import MAX_HEADER_BLOCK, READ_SIZE, WRITE_SLICE
@@ -66,6 +74,8 @@ MAX_STREAMS_CAP = 1000
 KEEPALIVE_IDLE = 30.0
 #: How long a keepalive PING may go unanswered before the connection is dropped.
 PING_TIMEOUT = 10.0
+#: The reader stops reading while h2 holds more than this for the writer.
+MAX_OUTBOUND = 1024 * 1024
 _PING = b"anysoup!"
 _INITIAL_WINDOW = 65535
 _monotonic = time.monotonic
@@ -155,12 +165,18 @@ class HTTP2Connection:
         receive = self._stream.receive
         conn = self._h2
         while self._failure is None:
+            if self._outbound() > MAX_OUTBOUND:
+                # The writer is behind (a PING or SETTINGS flood answered, a
+                # server that doesn't read): read no more until it catches up.
+                await self._drained()
+                continue
             try:
                 data = await receive(READ_SIZE)
             except anyio.EndOfStream:
                 data = b""
             except IO_ERRORS as exc:
-                self._lost(self._describe(exc))
+                alert = alert_error(exc, self.label, identity=self._owner.plan.identity)
+                self._lost(str(alert) if alert else self._describe(exc), alert=alert)
                 return
             if not data:
                 self._lost("the server closed the connection")
@@ -242,7 +258,7 @@ class HTTP2Connection:
         for sid, stream in list(self._streams.items()):
             if sid > last_stream_id:
                 cause = f"the server went away before processing it (GOAWAY {error_name(code)})"
-                stream.fail(stream.lost(cause, unprocessed=True))
+                stream.fail(stream.lost(cause, unprocessed=not stream.received_any))
         self._owner.drain()
 
     async def _write_loop(self) -> None:
@@ -265,7 +281,7 @@ class HTTP2Connection:
             try:
                 await send(data)
             except IO_ERRORS as exc:
-                self._lost(self._describe(exc, writing=True))
+                self._lost(self._describe(exc))
                 assert self._scope is not None
                 self._scope.cancel()
                 return
@@ -413,6 +429,32 @@ class HTTP2Connection:
 
     # -- internals --------------------------------------------------------------
 
+    async def goodbye(self) -> None:
+        """Send GOAWAY (no error) before the socket closes, if the writer is idle.
+
+        Courtesy only: the caller bounds it in time, and a busy or failed
+        connection is closed without it.
+        """
+        if self._writing or self._failure is not None or self._pending():
+            return
+        self._h2.close_connection()
+        self._failure = "the connection was closed"
+        with contextlib.suppress(*IO_ERRORS):
+            await self._stream.send(self._h2.data_to_send())
+
+    async def _drained(self) -> None:
+        """Wait until the writer has written what h2 holds (or the connection failed)."""
+        while self._failure is None and (self._writing or self._pending()):
+            self._kick()
+            event = self._drained_event
+            if event is None:
+                event = self._drained_event = anyio.Event()
+            await event.wait()
+
+    def _outbound(self) -> int:
+        """How many bytes h2 holds for the writer."""
+        return len(getattr(self._h2, "_data_to_send", b""))
+
     def _kick(self) -> None:
         kick = self._kick_event
         if kick is not None:
@@ -431,8 +473,14 @@ class HTTP2Connection:
         for stream in self._streams.values():
             stream.wake()
 
-    def _lost(self, cause: str, *, parsing: bool = False) -> None:
-        """The connection can't go on: fail every open stream with ``cause``."""
+    def _lost(self, cause: str, *, parsing: bool = False, alert: TlsError | None = None) -> None:
+        """The connection can't go on: fail every open stream with ``cause``.
+
+        The pool is told at once (it lends no more streams of it), before the
+        connection's task has ended. A TLS alert (TLS 1.3: the server refused
+        our client certificate after the handshake) reaches each stream as a
+        :class:`TlsError`, so that the core may ask for a certificate.
+        """
         if self._failure is not None:
             return
         self._failure = cause
@@ -440,10 +488,15 @@ class HTTP2Connection:
             error: Error = stream.lost(cause)
             if parsing:
                 error = ParsingError(str(error))
+            elif alert is not None:
+                tls = TlsError(str(error), errors=alert.errors)
+                tls._wants_client_certificate = alert._wants_client_certificate
+                error = tls
             stream.fail(error)
         drained, self._drained_event = self._drained_event, None
         if drained is not None:
             drained.set()
+        self._owner.drain()
 
     def _closed(self) -> None:
         """The connection's task ends: streams still open learn why."""
@@ -464,10 +517,7 @@ class HTTP2Connection:
             stream.fail(error)
         self._lost(f"the connection was closed ({reason})")
 
-    def _describe(self, exc: BaseException, *, writing: bool = False) -> str:
-        alert = alert_error(exc, self.label, identity=self._owner.plan.identity)
-        if alert is not None:
-            return str(alert)
+    def _describe(self, exc: BaseException) -> str:
         if isinstance(exc, anyio.EndOfStream):
             return "the server closed the connection"
         return describe_io_error(exc)

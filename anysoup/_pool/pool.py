@@ -42,6 +42,8 @@ __all__ = ["Connection", "Pool"]
 
 #: Longest sleep of the sweeper while the pool holds connections.
 SWEEP_INTERVAL = 1.0
+#: How long a closing HTTP/2 connection may spend sending its GOAWAY.
+GOODBYE_SECONDS = 0.1
 #: The peer shut its side (Linux); 0 where poll() can't report it apart from data.
 _POLLRDHUP = getattr(select, "POLLRDHUP", 0)
 
@@ -145,6 +147,9 @@ class Connection(ConnectionRecord):
                 # Closing must finish even when the session's scope is cancelled;
                 # aclose_forcefully cancels its own wait, so this can't hang.
                 with anyio.CancelScope(shield=True):
+                    if self.http2 is not None:  # a GOAWAY first, if it goes at once
+                        with anyio.move_on_after(GOODBYE_SECONDS):
+                            await self.http2.goodbye()
                     await anyio.aclose_forcefully(self.stream)
             self.finished = True
 
