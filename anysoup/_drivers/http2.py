@@ -184,13 +184,12 @@ class HTTP2Connection:
             self._last_received = _monotonic()
             try:
                 events = conn.receive_data(data)
-            except h2.exceptions.DenialOfServiceError as exc:
-                self._kick()  # h2 queued its GOAWAY
-                self._lost(f"the server broke HTTP/2: {exc}", parsing=True)
-                return
             except h2.exceptions.ProtocolError as exc:
+                # Malformed frames, a header block over our limit, a
+                # CONTINUATION flood: h2 queued its GOAWAY; the peer is not
+                # speaking HTTP/2, which is a ParsingError for every stream.
                 self._kick()
-                self._lost(f"the server broke HTTP/2: {exc}")
+                self._lost(f"the server broke HTTP/2: {exc}", parsing=True)
                 return
             for event in events:
                 self._dispatch(event)

@@ -215,9 +215,10 @@ class Message:
         self.site_for_cookies: URL | None = None
         #: Whether the request is a top-level navigation (for SameSite cookies).
         self.is_top_level_navigation = False
-        #: Use HTTP/1 even where a newer version is possible (libsoup's
-        #: ``force_http1``); anysoup speaks HTTP/1.1 only so far, so it changes
-        #: nothing yet.
+        #: Send over HTTP/1.1 even where the server would speak HTTP/2 (libsoup's
+        #: ``force_http1``): the message gets a connection that offers only
+        #: ``http/1.1``. Set by anysoup for WebSocket handshakes and after an
+        #: ``HTTP_1_1_REQUIRED`` reset.
         self.force_http1 = False
         #: The address of the peer the response came from.
         self.remote_address: RemoteAddress | None = None
