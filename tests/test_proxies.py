@@ -36,6 +36,8 @@ from servers import (
     ReceivedRequest,
     Server,
     ServerConnection,
+    echo_app,
+    serve_asgi,
     serve_http,
     serve_raw,
     sockets_to,
@@ -47,6 +49,7 @@ from anysoup import (
     Auth,
     ConnectError,
     CookieJar,
+    HTTPVersion,
     Message,
     ProxyResolver,
     Session,
@@ -227,6 +230,36 @@ async def test_https_tunnels_through_pproxy(
             assert msg2.status == 200 and server.connections == 1
         await leak_check(session)
     assert [r.target for r in server.requests] == ["/secret", "/again"]
+
+
+@pytest.mark.parametrize("kind", ["http", "socks5"])
+async def test_http2_to_the_origin_inside_a_tunnel(
+    kind: str,
+    pproxy: Pproxy,
+    database: TlsDatabase,
+    tls_cert_files: CertFiles,
+    leak_check: LeakCheck,
+) -> None:
+    """The origin's TLS inside a CONNECT (or SOCKS) tunnel offers h2 as a direct one does."""
+    files = tls_cert_files
+    async with serve_asgi(echo_app, ssl_certfile=files.certfile, ssl_keyfile=files.keyfile) as url:
+        async with via(pproxy.url(kind), database) as session:
+            msgs = [Message("GET", f"{url}/hello") for _ in range(5)]
+            async with anyio.create_task_group() as group:
+                for msg in msgs:
+                    group.start_soon(fetch, session, msg)
+            assert [m.http_version for m in msgs] == [HTTPVersion.HTTP_2_0] * 5
+            assert len(session._pool.connections) == 1  # one tunnel, five streams
+        await leak_check(session)
+
+
+async def test_forwarding_proxy_stays_http1(
+    pproxy: Pproxy, database: TlsDatabase, leak_check: LeakCheck
+) -> None:
+    async with serve_asgi(echo_app) as url, via(pproxy.url("http"), database) as session:
+        msg, body = await get(session, f"{url}/hello")
+        assert (body, msg.http_version) == (b"hello", HTTPVersion.HTTP_1_1)
+    await leak_check(session)
 
 
 @pytest.mark.parametrize("scheme", ["ws", "wss"])
