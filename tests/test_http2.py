@@ -362,3 +362,52 @@ async def test_closing_a_body_early_frees_its_window(tls_cert_files, database, l
             assert len(await session.send_and_read(msg)) == 100 * 65536
         assert len(session._pool.connections) == 1
     await leak_check(session)
+
+
+# -- what stays on HTTP/1.1 ------------------------------------------------------
+
+
+async def ws_echo_app(scope: Any, receive: Any, send: Any) -> None:
+    """An ASGI app: a WebSocket echo at any path, echo_app for HTTP."""
+    if scope["type"] != "websocket":
+        await echo_app(scope, receive, send)
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        event = await receive()
+        if event["type"] == "websocket.disconnect":
+            return
+        await send({"type": "websocket.send", "text": event.get("text")})
+
+
+async def test_websocket_handshake_uses_http1(tls_cert_files, database, leak_check) -> None:
+    async with (
+        h2_server(tls_cert_files, ws_echo_app) as url,
+        Session(tls_database=database) as session,
+    ):
+        first = Message("GET", f"{url}/hello")
+        await session.send_and_read(first)
+        assert first.http_version is HTTPVersion.HTTP_2_0
+        handshake = Message("GET", url.replace("https", "wss") + "/ws")
+        async with session.websocket_connect(handshake) as ws:
+            await ws.send_text("over HTTP/1.1")
+            assert await ws.receive() == "over HTTP/1.1"
+            assert handshake.http_version is HTTPVersion.HTTP_1_1
+            assert handshake.force_http1
+            await ws.close()
+    await leak_check(session)
+
+
+async def test_connection_based_auth_uses_http1(tls_cert_files, database, leak_check) -> None:
+    """A message bound to one connection (NTLM, Negotiate) never shares an HTTP/2 one."""
+    async with h2_server(tls_cert_files) as url, Session(tls_database=database) as session:
+        # The auth manager sets it after an NTLM handshake (and clears it
+        # before each hop): without the manager, the core sees it as it is.
+        session.remove_feature_by_type(anysoup.AuthManager)
+        msg = Message("GET", f"{url}/hello")
+        msg._connection_owner = object()
+        assert await session.send_and_read(msg) == b"hello"
+        assert msg.http_version is HTTPVersion.HTTP_1_1
+        assert not msg.force_http1  # the message's own flag is left alone
+    await leak_check(session)
