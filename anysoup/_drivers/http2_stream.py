@@ -42,6 +42,10 @@ __all__ = ["H2Stream", "Http11Required", "StreamUnprocessed"]
 
 #: The error code of a reset we send when the request task gives up (RFC 9113 §7).
 CANCEL = 0x8
+#: The most one ``receive_chunk`` joins of what arrived (servers send 8-16 KiB frames).
+JOIN_LIMIT = 256 * 1024
+#: Credit consumed data back in steps of this much (and whenever the reader waits).
+CREDIT_STEP = 512 * 1024
 _monotonic = time.monotonic
 
 
@@ -63,6 +67,7 @@ class H2Stream:
     __slots__ = (
         "_chunks",
         "_conn",
+        "_uncredited",
         "_unread_flow",
         "_wake",
         "deadline",
@@ -85,6 +90,8 @@ class H2Stream:
         # Body data not yet read, with each piece's flow-controlled length.
         self._chunks: deque[tuple[bytes, int]] = deque()
         self._unread_flow = 0
+        # Read by the application, not yet credited back to the peer.
+        self._uncredited = 0
         #: The server ended the stream (END_STREAM).
         self.ended = False
         #: The error code of the server's RST_STREAM, if it reset the stream.
@@ -158,6 +165,8 @@ class H2Stream:
     async def wait(self) -> None:
         """Wait for the next event of this stream (or of the window it sends into)."""
         self._check()
+        if self._uncredited:  # the server may be waiting for it
+            self._credit()
         wake = self._wake = anyio.Event()
         timeout = self._conn.timeout
         if timeout:
@@ -183,20 +192,42 @@ class H2Stream:
         return self.heads.popleft()
 
     async def receive_chunk(self) -> bytes | None:
-        """The next piece of the response body, or None at its end."""
+        """What arrived of the response body (up to ``JOIN_LIMIT``), or None at its end.
+
+        The frames that arrived since the last call are joined: a server's
+        8 KiB DATA frames would otherwise cost a trip through every layer
+        above each.
+        """
         chunks = self._chunks
         if not chunks:
             self.phase = "reading response body"
             while not chunks:
                 if self.ended:
+                    if self._uncredited:
+                        self._credit()
                     return None
                 if self.reset_code is not None:
                     self._raise_reset("reading response body")
                 await self.wait()
         data, flow = chunks.popleft()
+        if chunks and len(data) < JOIN_LIMIT:
+            pieces = [data]
+            size = len(data)
+            while chunks and size < JOIN_LIMIT:
+                piece, piece_flow = chunks.popleft()
+                pieces.append(piece)
+                size += len(piece)
+                flow += piece_flow
+            data = b"".join(pieces)
         self._unread_flow -= flow
-        self._conn.consumed(self.id, flow)
+        self._uncredited += flow
+        if self._uncredited >= CREDIT_STEP:
+            self._credit()
         return data
+
+    def _credit(self) -> None:
+        flow, self._uncredited = self._uncredited, 0
+        self._conn.consumed(self.id, flow)
 
     def reset(self) -> None:
         """Give up the stream (RST_STREAM CANCEL unless it ended); credit what it held.
@@ -206,6 +237,8 @@ class H2Stream:
         without the task waiting for the writer.
         """
         flow, self._unread_flow = self._unread_flow, 0
+        flow += self._uncredited
+        self._uncredited = 0
         self._chunks.clear()
         self._conn.close_stream(self, flow)
 
