@@ -26,7 +26,17 @@ from typing import IO, Any
 import pytest
 import trustme
 from anyio.from_thread import start_blocking_portal
-from servers import Handler, ReceivedRequest, Server, ServerConnection, serve_http, serve_raw
+from servers import (
+    CertFiles,
+    Handler,
+    ReceivedRequest,
+    Server,
+    ServerConnection,
+    echo_app,
+    serve_asgi,
+    serve_http,
+    serve_raw,
+)
 from ws_servers import websockets_server
 
 from anysoup import (
@@ -95,6 +105,13 @@ def test_options_are_kept() -> None:
 
 
 @pytest.mark.parametrize(
+    ("argv", "http1"), [([], False), (["--http2"], False), (["--http1.1"], True)]
+)
+def test_http_version_flags(argv: list[str], http1: bool) -> None:
+    assert parse_args([*argv, "https://h/"]).http1 is http1
+
+
+@pytest.mark.parametrize(
     ("size", "expected"),
     [("1000", 1000), ("2k", 2048), ("3M", 3 << 20), ("1g", 1 << 30), ("0", None)],
 )
@@ -119,6 +136,7 @@ def test_max_filesize_takes_curls_suffixes(size: str, expected: int | None) -> N
         ["--timeout", "nan", "http://h/"],
         ["--ws", "-d", "x", "ws://h/"],
         ["--ws", "-o", "f", "ws://h/"],
+        ["--http1.1", "--http2", "http://h/"],  # one version at a time, as with curl
     ],
 )
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -198,6 +216,21 @@ def test_traffic_is_plain_unless_coloured() -> None:
     assert "\x1b[1;31mHTTP/1.1 404 Not Found\x1b[0m" in text  # 4xx: red
     assert "\x1b[36mContent-Type\x1b[0m: text/plain" in text
     assert "Soup-Debug: Message 1" in text  # kept at -vv
+
+
+def test_http2_status_lines_lose_the_loggers_reason_phrase() -> None:
+    """HTTP/2 carries none: ``< HTTP/2 404``, as curl prints it; HTTP/1.1 keeps the server's."""
+    out = io.StringIO()
+    printer = TrafficPrinter(out, colour=False, debug=False)
+    printer.info("using HTTP/2")
+    for data in ("HTTP/2 404 Not Found", "HTTP/2 299", "HTTP/1.1 404 Not Found"):
+        printer(None, LoggerLogLevel.MINIMAL, "<", data)  # type: ignore[arg-type]
+    assert out.getvalue().splitlines() == [
+        "* using HTTP/2",
+        "< HTTP/2 404",
+        "< HTTP/2 299",
+        "< HTTP/1.1 404 Not Found",
+    ]
 
 
 class _Terminal(io.StringIO):
@@ -351,6 +384,59 @@ def test_verbose_shows_heads_on_stderr_without_colour_when_piped() -> None:
     err = traffic.stderr.decode()
     assert "> POST /hello HTTP/1.1\n" in err and "> Content-Length: 4\n" in err, err
     assert "ping" in err and "< HTTP/1.1 200\n" in err and "\x1b[" not in err
+
+
+def test_verbose_names_the_protocol_of_each_new_connection() -> None:
+    with serve_in_thread(by_path) as server:
+        result = run("-v", server.url_for("/moved"))  # a redirect on the same connection
+    lines = result.stderr.decode().splitlines()
+    assert lines[0] == "* using HTTP/1.1" and lines.count("* using HTTP/1.1") == 1, lines
+    assert "< HTTP/1.1 302" in lines and "< HTTP/1.1 200" in lines, lines
+
+
+def test_http2_by_alpn_and_http11_when_asked(
+    tls_ca: trustme.CA, tls_cert_files: CertFiles, tmp_path: Path
+) -> None:
+    """hypercorn offers h2 and http/1.1: --http2 (the default) gets HTTP/2, --http1.1 not.
+
+    -v says which, as curl does: ``* using HTTP/2``, and HTTP/2's status line
+    without a reason phrase (it carries none).
+    """
+    ca_file = tmp_path / "ca.pem"
+    tls_ca.cert_pem.write_to_path(str(ca_file))
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(
+            serve_asgi(
+                echo_app,
+                ssl_certfile=tls_cert_files.certfile,
+                ssl_keyfile=tls_cert_files.keyfile,
+            )
+        ) as base,
+    ):
+        url = f"{base}/hello"
+        default = run("-v", "--cacert", str(ca_file), url)
+        explicit = run("-vv", "--http2", "--cacert", str(ca_file), url)
+        http1 = run("-vv", "--http1.1", "--cacert", str(ca_file), url)
+    for result in (default, explicit, http1):
+        assert (result.returncode, result.stdout) == (0, b"hello"), result.stderr
+    err = default.stderr.decode()
+    assert err.startswith("* using HTTP/2\n< HTTP/2 200\n< content-length: 5\n"), err
+    err = explicit.stderr.decode()
+    assert err.startswith("* using HTTP/2\n> GET /hello HTTP/2\n"), err
+    assert "\n< HTTP/2 200\n" in err and "> Host:" not in err, err
+    err = http1.stderr.decode()
+    assert err.startswith("* using HTTP/1.1\n> GET /hello HTTP/1.1\n"), err
+    assert "\n> Host: 127.0.0.1:" in err and "\n< HTTP/1.1 200\n" in err, err
+    assert "server: hypercorn-h11" in err and "HTTP/2" not in err, err
+
+
+def test_http2_to_an_http_url_goes_over_http11() -> None:
+    """HTTP/2 is offered only by TLS ALPN: ``--http2 http://…`` speaks HTTP/1.1 (no h2c)."""
+    with serve_in_thread(by_path) as server:
+        result = run("-v", "--http2", server.url_for("/hello"))
+    assert (result.returncode, result.stdout) == (0, b"body of /hello"), result.stderr
+    assert result.stderr.decode().startswith("* using HTTP/1.1\n< HTTP/1.1 200\n")
 
 
 def test_refused_connection_exits_7_naming_the_address() -> None:

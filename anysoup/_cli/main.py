@@ -33,7 +33,15 @@ from .._session.session import DEFAULT, Session
 from .._transport.connect import UnixSocketAddress
 from .._transport.tls import TlsDatabase
 from .options import Options, check_json, parse_args
-from .output import converse, make_logger, to_file, to_stdout
+from .output import (
+    TrafficPrinter,
+    converse,
+    make_logger,
+    make_printer,
+    show_protocol,
+    to_file,
+    to_stdout,
+)
 from .status import (
     EXIT_BAD_URL,
     EXIT_CA_FILE,
@@ -80,7 +88,10 @@ def _main(argv: list[str] | None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         msg = _message(options)  # a malformed URL fails first, before any file is opened
-        session = _session(options)
+        printer = make_printer(options.verbose, sys.stderr) if options.verbose else None
+        if printer is not None:
+            show_protocol(msg, printer)
+        session = _session(options, printer)
         return anyio.run(_run, options, session, msg)
     except (Failure, Error) as exc:
         text = str(exc)
@@ -95,10 +106,10 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_WRITE
 
 
-def _session(options: Options) -> Session:
+def _session(options: Options, printer: TrafficPrinter | None) -> Session:
     features: list[SessionFeature] = []
-    if options.verbose:
-        features.append(make_logger(options.verbose, sys.stderr))
+    if printer is not None:
+        features.append(make_logger(options.verbose, printer))
     if options.cookie_jar is not None:
         features.append(CookieJarText(options.cookie_jar))
     if options.hsts_db is not None:
@@ -151,6 +162,8 @@ def _message(options: Options) -> Message:
             msg.request_headers.replace(name, value)
         else:
             msg.request_headers.append(name, value)
+    if options.http1:
+        msg.force_http1 = True  # ALPN offers only http/1.1, on every hop
     if not options.redirect:
         msg.flags |= MessageFlags.NO_REDIRECT
     if options.user is not None:

@@ -60,6 +60,8 @@ class Options:
     websocket: bool = False
     #: ``--max-filesize``: the most bytes of body accepted (None: no limit).
     max_filesize: int | None = None
+    #: ``--http1.1``: HTTP/1.1 only (else HTTP/2 where the server takes it by ALPN).
+    http1: bool = False
 
     @property
     def has_body(self) -> bool:
@@ -89,7 +91,13 @@ def _parser() -> argparse.ArgumentParser:
         "--form", action="append", metavar="NAME=VALUE", help="send a urlencoded form field"
     )
     add("-o", "--output", metavar="FILE", help="write the body to FILE, with a progress bar")
-    add("-v", "--verbose", action="count", default=0, help="-v: response heads; -vv: all traffic")
+    add(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="-v: protocol, response heads; -vv: all traffic",
+    )
     add("--cookie-jar", metavar="FILE", help="read and store cookies in a cookies.txt FILE")
     add("--hsts-db", metavar="FILE", help="read and store HSTS policies in an SQLite FILE")
     add("--cacert", metavar="FILE", help="trust only the CA certificates in this PEM FILE")
@@ -111,6 +119,17 @@ def _parser() -> argparse.ArgumentParser:
         help="exit 63 when the body is larger (suffix k, M or G; 0: no limit)",
     )
     add("--ws", action="store_true", help="open a WebSocket: stdin lines out, messages in")
+    version = parser.add_mutually_exclusive_group()
+    version.add_argument(
+        "--http1.1", dest="http1", action="store_true", help="use HTTP/1.1 only (offer no h2)"
+    )
+    version.add_argument(
+        "--http2",
+        dest="http1",
+        action="store_false",
+        default=False,
+        help="use HTTP/2 where the https server takes it by ALPN, else HTTP/1.1 (the default)",
+    )
     return parser
 
 
@@ -175,6 +194,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         fail=args.fail,
         websocket=args.ws,
         max_filesize=args.max_filesize,
+        http1=args.http1,
     )
     if options.websocket and (options.has_body or options.output is not None):
         parser.error("--ws takes no body and no -o: the conversation is on stdin and stdout")

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, TextIO
 import anyio
 import anyio.from_thread
 
+from .._features.logger.lines_policy import request_version
 from .._features.logger.logger import Logger
 from .._model.enums import LoggerLogLevel, WebsocketCloseCode
 from .._model.exceptions import WebsocketClosed
@@ -42,7 +43,9 @@ __all__ = [
     "converse",
     "isatty",
     "make_logger",
+    "make_printer",
     "progress",
+    "show_protocol",
     "to_file",
     "to_stdout",
     "wants_colour",
@@ -61,6 +64,7 @@ _STATUS = {"1": "\x1b[1;36m", "2": "\x1b[1;32m", "3": "\x1b[1;33m", "4": "\x1b[1
 _SERVER_ERROR = "\x1b[1;91m"
 #: At -vv, the most bytes of a request body shown: a large upload is not worth a screen.
 _MAX_BODY_SHOWN = 64 * 1024
+_MINIMAL = LoggerLogLevel.MINIMAL
 
 
 def isatty(stream: TextIO) -> bool:
@@ -83,8 +87,12 @@ class TrafficPrinter:
     """A :meth:`anysoup.Logger.set_printer` printer writing curl-style lines.
 
     Request lines start with ``> ``, response lines with ``< ``; each block
-    ends with an empty line. libsoup's ``Soup-Debug`` lines (which session,
-    message and connection) are shown only with ``debug``.
+    ends with an empty line; :meth:`info` lines (the protocol of a new
+    connection) start with ``* ``. libsoup's ``Soup-Debug`` lines (which
+    session, message and connection) are shown only with ``debug``. An
+    HTTP/2 status line is printed without the standard reason phrase the
+    Logger adds as libsoup does (HTTP/2 carries none): ``< HTTP/2 200``, what
+    came, as curl prints it.
 
     Args:
         stream: Where the lines go (stderr).
@@ -103,10 +111,17 @@ class TrafficPrinter:
             return
         if direction == " ":
             line = ""  # the end of a block
-        elif self._colour:
-            line = f"{direction} {self._paint(level, data)}"
         else:
-            line = f"{direction} {data}"
+            if direction == "<" and data.startswith("HTTP/2 ") and level is _MINIMAL:
+                data = " ".join(data.split(" ", 2)[:2])  # HTTP/2 sends no reason phrase
+            line = f"{direction} {self._paint(level, data) if self._colour else data}"
+        self._write(line)
+
+    def info(self, text: str) -> None:
+        """Print ``* text``: something about the exchange, not a line of it (curl's)."""
+        self._write(f"* {text}")
+
+    def _write(self, line: str) -> None:
         if not say(self._stream, line + "\n"):
             self._stream = None  # stderr is gone: the log is lost, not the request
 
@@ -125,14 +140,18 @@ class TrafficPrinter:
         return f"{_BOLD}{data}{_RESET}"  # the request line, Soup-Debug
 
 
-def make_logger(verbose: int, stream: TextIO) -> Logger:
+def make_printer(verbose: int, stream: TextIO) -> TrafficPrinter:
+    """The printer for ``-v`` and ``-vv`` (``Soup-Debug`` lines at ``-vv`` only)."""
+    return TrafficPrinter(stream, colour=wants_colour(stream), debug=verbose >= 2)
+
+
+def make_logger(verbose: int, printer: TrafficPrinter) -> Logger:
     """The Logger for ``-v`` (responses' status and headers) or ``-vv`` (and requests).
 
     ``-vv`` shows requests with their headers and bodies, then each response's
     head: the response body goes to stdout or the file, so it is not repeated.
     Credentials and cookie values are redacted.
     """
-    printer = TrafficPrinter(stream, colour=wants_colour(stream), debug=verbose >= 2)
     if verbose >= 2:
         logger = Logger(LoggerLogLevel.BODY, _MAX_BODY_SHOWN)
         logger.set_response_filter(lambda *_: LoggerLogLevel.HEADERS)
@@ -141,6 +160,32 @@ def make_logger(verbose: int, stream: TextIO) -> Logger:
         logger.set_request_filter(lambda *_: LoggerLogLevel.NONE)
     logger.set_printer(printer)
     return logger
+
+
+def show_protocol(msg: Message, printer: TrafficPrinter) -> None:
+    """Print ``* using HTTP/2`` (or ``HTTP/1.1``) each time ``msg`` goes out on a new connection.
+
+    A new connection reports its network events to the first message sent
+    on it, before the request is written; by ``wrote_headers`` the message
+    knows the version of its exchange. The line is printed then, before the
+    request's own block (-vv), or at the first response head when the server
+    answered before the request was written.
+    """
+    new_connection = False
+
+    def connected(msg: Message, event: object, connection: object) -> None:
+        nonlocal new_connection
+        new_connection = True
+
+    def exchanging(msg: Message) -> None:
+        nonlocal new_connection
+        if new_connection:
+            new_connection = False
+            printer.info(f"using HTTP/{request_version(msg.http_version)}")
+
+    msg.network_event.connect(connected)
+    for signal in (msg.wrote_headers, msg.got_informational, msg.got_headers):
+        signal.connect(exchanging)
 
 
 # -- the body (stdout or -o) -----------------------------------------------------------

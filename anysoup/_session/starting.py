@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from .._model.enums import NetworkEvent, TlsCertificateFlags
+from .._model.enums import HTTPVersion, NetworkEvent, TlsCertificateFlags
 from .._model.signals import active
 from .._model.uri import absolute_form
 
@@ -20,10 +20,11 @@ if TYPE_CHECKING:
 __all__ = ["begin_exchange", "emit", "expects_continue"]
 
 _NO_ERRORS = TlsCertificateFlags.NO_FLAGS
+_HTTP_1_1, _HTTP_2_0 = HTTPVersion.HTTP_1_1, HTTPVersion.HTTP_2_0
 
 
 async def begin_exchange(conn: Connection, msg: Message) -> str:
-    """Tell ``msg`` about its connection (events, ``starting``, TLS); return its target.
+    """Tell ``msg`` about its connection (events, version, ``starting``, TLS); return its target.
 
     The target is the request line's: ``*`` for an OPTIONS ping, the
     absolute form to a forwarding proxy (RFC 9112 §3.2.2), else the path
@@ -32,6 +33,10 @@ async def begin_exchange(conn: Connection, msg: Message) -> str:
     metrics = msg.metrics
     if conn.log is not None:
         await _report_connect(conn, msg, metrics)
+    # The version of this exchange, known from ``starting`` on, as libsoup sets
+    # it from the connection on each send (soup_session_send_queue_item): a
+    # message sent again over HTTP/1.1 after an HTTP/2 hop says so at once.
+    msg.http_version = _HTTP_1_1 if conn.http2 is None else _HTTP_2_0
     if msg._signals:
         await emit(msg, "starting")
     msg.remote_address = conn.peer

@@ -37,6 +37,11 @@ VERSIONS = {HTTPVersion.HTTP_1_0: "1.0", HTTPVersion.HTTP_1_1: "1.1", HTTPVersio
 #: Characters that make a body "binary": C0 controls other than tab, LF, FF, CR; DEL.
 _BINARY_RE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 REDACTED = "[redacted]"
+#: Fields an HTTP/2 request never carries (RFC 9113 §8.2.2); ``Host`` becomes
+#: ``:authority`` (§8.3.1). The driver's ``request_block`` drops the same ones.
+_NOT_ON_HTTP2 = frozenset(
+    {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host"}
+)
 
 
 # -- lines ------------------------------------------------------------
@@ -85,6 +90,35 @@ def header_lines(direction: str, pairs: list[tuple[str, str]], redact: bool) -> 
             f"{name}: {redact_value(name, value) if name.lower() in _REDACTED_NAMES else value}",
         )
         for name, value in pairs
+    ]
+
+
+def request_version(version: HTTPVersion) -> str:
+    """The version in a logged request line: ``2`` on HTTP/2, else ``1.1``.
+
+    An HTTP/1 connection always writes ``HTTP/1.1``, whatever version an
+    earlier response of the same message had (libsoup's
+    ``soup_http_version_to_string`` gives ``2`` for HTTP/2).
+    """
+    return VERSIONS[version] if version is HTTPVersion.HTTP_2_0 else "1.1"
+
+
+def http2_fields(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The header fields of ``pairs`` that an HTTP/2 request carries, in order.
+
+    Connection-specific fields go, with those that ``Connection`` names, and
+    ``TE`` unless it is ``trailers`` (RFC 9113 §8.2.2); names keep their case.
+    """
+    named: set[str] = set()
+    for name, value in pairs:
+        if name.lower() == "connection":
+            named.update(token.strip().lower() for token in value.split(","))
+    return [
+        (name, value)
+        for name, value in pairs
+        if (lower := name.lower()) not in _NOT_ON_HTTP2
+        and lower not in named
+        and (lower != "te" or value.strip().lower() == "trailers")
     ]
 
 

@@ -7,7 +7,10 @@ core (a stale keep-alive connection, a client certificate asked for late)
 writes the request a second time. The request is therefore logged from the
 message's ``wrote_headers`` / ``wrote_body`` signals, once the core has set
 the framing headers, and shows what went on the wire; ``Host`` comes first
-when the message has none, as the core sends it.
+when the message has none, as the core sends it. On HTTP/2 the message says
+so (``http_version``) from the start of its exchange: the request line reads
+``HTTP/2`` and the headers are the fields the stream carried, without
+``Host`` (sent as ``:authority``) or the connection-specific ones.
 
 A block is printed, all at once, as soon as everything it shows is known:
 
@@ -35,7 +38,7 @@ from weakref import WeakKeyDictionary
 
 import anyio
 
-from ..._model.enums import LoggerLogLevel
+from ..._model.enums import HTTPVersion, LoggerLogLevel
 from ..._model.uri import host_header
 from ..feature import CallNext, SessionFeature
 from .lines_policy import (
@@ -52,6 +55,8 @@ from .lines_policy import (
     address_text,
     failure_note,
     header_lines,
+    http2_fields,
+    request_version,
 )
 
 if TYPE_CHECKING:
@@ -279,7 +284,7 @@ class Logger(SessionFeature):
         if msg._restarts:
             owners.append("restarted")
         return [
-            (MINIMAL, ">", f"{msg.method} {target} HTTP/1.1"),  # the core speaks 1.1 only
+            (MINIMAL, ">", f"{msg.method} {target} HTTP/{request_version(msg.http_version)}"),
             (MINIMAL, ">", f"Soup-Debug-Timestamp: {int(time.time())}"),
             (MINIMAL, ">", f"Soup-Debug: {', '.join(owners)}"),
             *header_lines(">", pairs, self._redact),
@@ -419,10 +424,15 @@ class _Attempt:
         self.logged = True
 
     def _wire_headers(self) -> list[tuple[str, str]]:
-        headers = self._msg.request_headers
+        msg = self._msg
+        headers = msg.request_headers
         pairs = list(headers)
-        if "Host" not in headers:  # the core sends it first (_core._wire_headers)
-            pairs.insert(0, ("Host", host_header(self._msg.uri)))
+        if msg.http_version is HTTPVersion.HTTP_2_0:
+            # No Host: it went as ``:authority``; libsoup removes it from the
+            # message on HTTP/2 (soup_message_update_request_host_if_needed).
+            return http2_fields(pairs)
+        if "Host" not in headers:  # the core sends it first (core._wire_headers)
+            pairs.insert(0, ("Host", host_header(msg.uri)))
         return pairs
 
     def _on_wrote_body_data(self, msg: Message, chunk: bytes) -> None:
