@@ -119,8 +119,12 @@ def split_status(headers: list[tuple[bytes, bytes]]) -> tuple[int, list[tuple[by
 
 
 def reason_phrase(status: int) -> str:
-    """The standard reason phrase for ``status`` (HTTP/2 sends none), or ``""``."""
+    """The standard reason phrase for ``status`` (HTTP/2 sends none).
+
+    ``Unknown Error`` for a status without one, as libsoup's
+    ``soup_status_get_phrase``.
+    """
     try:
         return http.HTTPStatus(status).phrase
     except ValueError:
-        return ""
+        return "Unknown Error"

@@ -60,7 +60,6 @@ async def exchange_h2(
     assert driver is not None
     driver.timeout = pool.timeout
     target = await begin_exchange(conn, msg)
-    msg.http_version = HTTPVersion.HTTP_2_0  # the Logger's request line says so
     block = request_block(msg.method, "https", conn.plan.authority, target, headers)
     body = msg._body
     bodyless = body is None or body.length == 0
