@@ -1,11 +1,18 @@
 """The clients under measurement: one adapter function per library.
 
 An adapter is an async generator function registered with :func:`adapter`. It
-gets ``limit``, the most connections its pool may open to the one host, opens
-the library's session with that limit, yields a :class:`Client` offering the
-operations it supports, and closes the session when the scenario is done. The
-library is imported inside the function, so a missing package is reported as
-``not installed`` for that client only.
+gets a :class:`Setup`: ``limit``, the most connections its pool may open to
+the one host; ``protocol``, the HTTP version the scenario is about (``"2"``:
+offer h2, ``"1.1"``: HTTP/1.1 only); ``ca_file``, the CA to trust when the
+scenario is over TLS. It opens the library's session accordingly, yields a
+:class:`Client` offering the operations it supports, and closes the session
+when the scenario is done. The library is imported inside the function, so a
+missing package is reported as ``not installed`` for that client only.
+
+Each HTTP operation also notes the protocol version of its response in
+``Client.protocols`` (the library's own object: an enum, a tuple, a string;
+:func:`protocol_name` spells them alike), so a record says what was spoken
+and a table never silently sets HTTP/1.1 beside HTTP/2.
 
 The operations, each given a full URL:
 
@@ -22,21 +29,31 @@ To add a client, write one function here and decorate it.
 from __future__ import annotations
 
 import contextlib
+import ssl
 import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 Echo = Callable[[str], Awaitable[str]]
 BOTH = ("asyncio", "trio")
-HTTP_OPS = frozenset({"get", "stream"})
+HTTP_OPS = frozenset({"get", "stream", "tls"})
 
 
 class BadResponse(Exception):
     """A response that isn't the one the scenario asked for."""
+
+
+@dataclass(frozen=True)
+class Setup:
+    """How a scenario wants the client opened."""
+
+    limit: int  # connections the pool may open to the host
+    protocol: str = "1.1"  # "2": offer h2 (on https); "1.1": HTTP/1.1 only
+    ca_file: str | None = None  # the CA to trust, for https URLs
 
 
 @dataclass
@@ -46,6 +63,11 @@ class Client:
     get: Callable[[str], Awaitable[int]] | None = None
     stream: Callable[[str], Awaitable[int]] | None = None
     ws_echo: Callable[[str], AbstractAsyncContextManager[Echo]] | None = None
+    #: The protocol version of every response seen, as the library gives it.
+    protocols: set[object] = field(default_factory=set)
+
+
+Opener = Callable[[Setup], AsyncIterator[Client]]
 
 
 @dataclass(frozen=True)
@@ -53,9 +75,9 @@ class Adapter:
     """A registered client: how to open it, and where it can run."""
 
     name: str
-    open: Callable[[int], AbstractAsyncContextManager[Client]]
+    open: Callable[[Setup], AbstractAsyncContextManager[Client]]
     backends: tuple[str, ...]
-    ops: frozenset[str]
+    ops: frozenset[str]  # "get", "stream", "ws_echo"; "tls" and "h2" where it can
     dists: tuple[str, ...]  # distributions whose versions go into each record
     doc: str
 
@@ -65,12 +87,10 @@ ADAPTERS: dict[str, Adapter] = {}
 
 def adapter(
     name: str, *, backends: tuple[str, ...], ops: frozenset[str], dists: tuple[str, ...]
-) -> Callable[[Callable[[int], AsyncIterator[Client]]], Callable[[int], AsyncIterator[Client]]]:
+) -> Callable[[Opener], Opener]:
     """Register the decorated async generator function as the client ``name``."""
 
-    def register(
-        fn: Callable[[int], AsyncIterator[Client]],
-    ) -> Callable[[int], AsyncIterator[Client]]:
+    def register(fn: Opener) -> Opener:
         doc = (fn.__doc__ or "").strip().splitlines()[0]
         opener = contextlib.asynccontextmanager(fn)
         ADAPTERS[name] = Adapter(name, opener, backends, ops, dists, doc)
@@ -79,22 +99,71 @@ def adapter(
     return register
 
 
+def protocol_name(version: object) -> str:
+    """``"1.1"`` or ``"2"``, from any library's protocol version object."""
+    value = getattr(version, "value", version)  # anysoup.HTTPVersion
+    if isinstance(value, tuple):  # aiohttp's HttpVersion(major, minor)
+        return ".".join(map(str, value))
+    if isinstance(value, bytes):  # h11's b"1.1"
+        value = value.decode()
+    return str(value).removeprefix("HTTP/")  # httpx's "HTTP/2"
+
+
+def tls_context(setup: Setup, alpn: list[str] | None = None) -> ssl.SSLContext:
+    """A fresh client context trusting only the harness's CA (each client gets its own)."""
+    context = ssl.create_default_context(cafile=setup.ca_file)
+    if alpn:
+        context.set_alpn_protocols(alpn)
+    return context
+
+
 def _expect(status: int, url: str) -> None:
     if status != 200:
         raise BadResponse(f"GET {url}: status {status}")
 
 
-@adapter("anysoup", backends=BOTH, ops=HTTP_OPS | {"ws_echo"}, dists=("anysoup", "anyio"))
-async def anysoup_client(limit: int) -> AsyncIterator[Client]:
-    """anysoup.Session(max_conns=limit, max_conns_per_host=limit), default features."""
+def _anysoup_session(setup: Setup) -> Any:
+    """The Session for ``setup``: its default protocols, or HTTP/1.1 only over TLS.
+
+    ``http2`` is passed only to force HTTP/1.1 (``http2=False``), and a tree
+    whose Session doesn't know the argument yet, which speaks HTTP/1.1 on
+    every connection anyway, is opened without it.
+    """
     import anysoup
 
-    async with anysoup.Session(max_conns=limit, max_conns_per_host=limit) as session:
+    options: dict[str, Any] = {"max_conns": setup.limit, "max_conns_per_host": setup.limit}
+    if setup.ca_file:
+        options["tls_database"] = anysoup.TlsDatabase.from_file(setup.ca_file)
+        if setup.protocol != "2":
+            options["http2"] = False
+    try:
+        return anysoup.Session(**options)
+    except TypeError as exc:
+        if "http2" not in str(exc):
+            raise
+        del options["http2"]
+        return anysoup.Session(**options)
+
+
+@adapter(
+    "anysoup", backends=BOTH, ops=HTTP_OPS | {"h2", "ws_echo"}, dists=("anysoup", "anyio", "h2")
+)
+async def anysoup_client(setup: Setup) -> AsyncIterator[Client]:
+    """anysoup.Session(max_conns=limit, max_conns_per_host=limit), default features.
+
+    Over TLS it trusts the harness's CA (``tls_database``); in the HTTP/1.1
+    scenarios it gets ``http2=False``, in the HTTP/2 ones its default.
+    """
+    import anysoup
+
+    protocols: set[object] = set()
+    async with _anysoup_session(setup) as session:
 
         async def get(url: str) -> int:
             msg = anysoup.Message("GET", url)
             body = await session.send_and_read(msg)
             _expect(msg.status, url)
+            protocols.add(msg.http_version)
             return len(body)
 
         async def stream(url: str) -> int:
@@ -102,6 +171,7 @@ async def anysoup_client(limit: int) -> AsyncIterator[Client]:
             seen = 0
             async with session.send(msg) as body:
                 _expect(msg.status, url)
+                protocols.add(msg.http_version)
                 async for chunk in body:
                     seen += len(chunk)
             return seen
@@ -117,18 +187,23 @@ async def anysoup_client(limit: int) -> AsyncIterator[Client]:
 
                 yield echo
 
-        yield Client(get, stream, ws_echo)
+        yield Client(get, stream, ws_echo, protocols)
 
 
 @adapter("h11raw", backends=BOTH, ops=HTTP_OPS | {"ws_echo"}, dists=("h11", "wsproto", "anyio"))
-async def h11raw_client(limit: int) -> AsyncIterator[Client]:
-    """The floor: anyio TCP streams driving h11.Connection (wsproto for ws), a bare pool."""
+async def h11raw_client(setup: Setup) -> AsyncIterator[Client]:
+    """The floor: anyio TCP streams driving h11.Connection (wsproto for ws), a bare pool.
+
+    Over TLS, anyio's TLS stream with ALPN ``http/1.1``: HTTP/1.1 only.
+    """
     import anyio
     import h11
 
-    free = anyio.Semaphore(limit)
+    free = anyio.Semaphore(setup.limit)
     idle: list[tuple[Any, h11.Connection]] = []
     opened: list[Any] = []
+    protocols: set[object] = set()
+    tls = tls_context(setup, ["http/1.1"]) if setup.ca_file else None
 
     async def exchange(url: str, on_data: Callable[[bytes], object]) -> bool:
         """One GET on a pooled connection; -> whether the body is gzip-encoded."""
@@ -137,7 +212,11 @@ async def h11raw_client(limit: int) -> AsyncIterator[Client]:
             if idle:
                 sock, conn = idle.pop()
             else:
-                sock = await anyio.connect_tcp(parts.hostname or "", parts.port or 80)
+                host, port = parts.hostname or "", parts.port or 80
+                if parts.scheme == "https":
+                    sock = await anyio.connect_tcp(host, port, ssl_context=tls, tls=True)
+                else:
+                    sock = await anyio.connect_tcp(host, port)
                 conn = h11.Connection(h11.CLIENT)
                 opened.append(sock)
             headers = [("Host", parts.netloc), ("Accept-Encoding", "gzip")]
@@ -154,6 +233,7 @@ async def h11raw_client(limit: int) -> AsyncIterator[Client]:
                     on_data(event.data)
                 elif isinstance(event, h11.Response):
                     _expect(event.status_code, url)
+                    protocols.add(event.http_version)
                     gzipped = (b"content-encoding", b"gzip") in event.headers
                 elif isinstance(event, h11.EndOfMessage):
                     break
@@ -175,7 +255,7 @@ async def h11raw_client(limit: int) -> AsyncIterator[Client]:
         return sum(sizes)
 
     try:
-        yield Client(get, stream, _wsproto_echo)
+        yield Client(get, stream, _wsproto_echo, protocols)
     finally:
         for sock in opened:
             await anyio.aclose_forcefully(sock)
@@ -218,60 +298,75 @@ async def _wsproto_echo(url: str) -> AsyncIterator[Echo]:
         await sock.send(ws.send(CloseConnection(code=1000)))
 
 
-def _httpx_like(module_name: str) -> Callable[[int], AsyncIterator[Client]]:
+def _httpx_like(module_name: str) -> Opener:
     """An adapter for httpx or its API-compatible fork httpx2."""
 
-    async def open_client(limit: int) -> AsyncIterator[Client]:
+    async def open_client(setup: Setup) -> AsyncIterator[Client]:
         import importlib
 
         httpx = importlib.import_module(module_name)
-        limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
-        async with httpx.AsyncClient(limits=limits, timeout=60.0, trust_env=False) as client:
+        limits = httpx.Limits(max_connections=setup.limit, max_keepalive_connections=setup.limit)
+        options: dict[str, Any] = {"limits": limits, "timeout": 60.0, "trust_env": False}
+        if setup.ca_file:
+            options["verify"] = tls_context(setup)  # httpcore sets its ALPN on it
+        if setup.protocol == "2":
+            options["http2"] = True  # needs the h2 package
+        protocols: set[object] = set()
+        async with httpx.AsyncClient(**options) as client:
 
             async def get(url: str) -> int:
                 response = await client.get(url)
                 _expect(response.status_code, url)
+                protocols.add(response.http_version)
                 return len(response.content)
 
             async def stream(url: str) -> int:
                 seen = 0
                 async with client.stream("GET", url) as response:
                     _expect(response.status_code, url)
+                    protocols.add(response.http_version)
                     async for chunk in response.aiter_bytes():
                         seen += len(chunk)
                 return seen
 
-            yield Client(get, stream)
+            yield Client(get, stream, protocols=protocols)
 
-    open_client.__doc__ = f"{module_name}.AsyncClient, Limits(max_connections=limit), no env."
+    open_client.__doc__ = (
+        f"{module_name}.AsyncClient, Limits(max_connections=limit), no env; http2=True for h2."
+    )
     return open_client
 
 
-httpx_client = adapter("httpx", backends=BOTH, ops=HTTP_OPS, dists=("httpx", "httpcore"))(
-    _httpx_like("httpx")
-)
-httpx2_client = adapter("httpx2", backends=BOTH, ops=HTTP_OPS, dists=("httpx2", "httpcore2"))(
-    _httpx_like("httpx2")
-)
+httpx_client = adapter(
+    "httpx", backends=BOTH, ops=HTTP_OPS | {"h2"}, dists=("httpx", "httpcore", "h2")
+)(_httpx_like("httpx"))
+httpx2_client = adapter(
+    "httpx2", backends=BOTH, ops=HTTP_OPS | {"h2"}, dists=("httpx2", "httpcore2", "h2")
+)(_httpx_like("httpx2"))
 
 
 @adapter("aiohttp", backends=("asyncio",), ops=HTTP_OPS | {"ws_echo"}, dists=("aiohttp",))
-async def aiohttp_client(limit: int) -> AsyncIterator[Client]:
+async def aiohttp_client(setup: Setup) -> AsyncIterator[Client]:
     """aiohttp.ClientSession over TCPConnector(limit=limit, limit_per_host=limit)."""
     import aiohttp
 
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
+    limit = setup.limit
+    tls = tls_context(setup) if setup.ca_file else True  # True: aiohttp's own default
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, ssl=tls)
+    protocols: set[object] = set()
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def get(url: str) -> int:
             async with session.get(url) as response:
                 _expect(response.status, url)
+                protocols.add(response.version)
                 return len(await response.read())
 
         async def stream(url: str) -> int:
             seen = 0
             async with session.get(url) as response:
                 _expect(response.status, url)
+                protocols.add(response.version)
                 async for chunk in response.content.iter_any():
                     seen += len(chunk)
             return seen
@@ -286,4 +381,4 @@ async def aiohttp_client(limit: int) -> AsyncIterator[Client]:
 
                 yield echo
 
-        yield Client(get, stream, ws_echo)
+        yield Client(get, stream, ws_echo, protocols)

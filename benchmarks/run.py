@@ -4,13 +4,16 @@ Starts the servers (nginx, or the Python fallback, for HTTP; a ``websockets``
 echo server for WebSocket), then runs every (scenario, client, backend) in a
 fresh worker process, in interleaved rounds: round 1 runs A, B, C; round 2
 runs A, B, C again; and so on. It prints progress on stderr, then the tables
-(see report.py) on stdout, and stops the servers by their pids.
+(see report.py) on stdout, and stops the servers by their pids. A scenario
+whose listener the server lacks (the TLS ones, with the Python fallback) is
+recorded as ``n/a`` for each client, and not run.
 
 Examples::
 
     python benchmarks/run.py --scale 0.05                 # quick look at everything
     python benchmarks/run.py --compare                    # 3 rounds, the README's table
     python benchmarks/run.py --compare --scenarios seq,queue --clients anysoup,h11raw
+    python benchmarks/run.py --scale 0.05 --scenarios h2seq,h2conc64,h2large,tls1large
     python benchmarks/run.py --report results.jsonl       # tables from saved records
 """
 
@@ -105,18 +108,42 @@ class Harness:
             for s in self.args.scenarios
             for c in self.args.clients
             for b in self.args.backends
-            if b in ADAPTERS[c].backends and SCENARIOS[s].needs in ADAPTERS[c].ops
+            if b in ADAPTERS[c].backends and SCENARIOS[s].requires <= ADAPTERS[c].ops
         ]
+
+    def served(self, scenario: str) -> bool:
+        """Whether the started servers have the scenario's listener."""
+        wanted = SCENARIOS[scenario]
+        server = self.servers.get(wanted.server)
+        return server is not None and wanted.listener in server.urls
+
+    def skip_unserved(self, jobs: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+        """Record ``n/a`` for the jobs whose listener isn't served; -> the others."""
+        for scenario, client, backend in jobs:
+            if not self.served(scenario):
+                wanted = SCENARIOS[scenario]
+                server = self.servers[wanted.server].name
+                self.emit(
+                    {
+                        "type": "run",
+                        "client": client,
+                        "backend": backend,
+                        "scenario": scenario,
+                        "round": 1,
+                        "status": "n/a",
+                        "error": f"the {server} server has no {wanted.listener} listener",
+                    }
+                )
+        return [job for job in jobs if self.served(job[0])]
 
     def measure(self, scenario: str, client: str, backend: str, rnd: int) -> dict[str, Any]:
         """Run one worker process and return its record."""
         server = self.servers[SCENARIOS[scenario].server]
         if not server.alive():
             raise RuntimeError(f"the {server.name} server died")
-        http, ws = self.servers.get("http"), self.servers.get("ws")
         options = {
-            "--http-url": http.url if http else "",
-            "--ws-url": ws.url if ws else "",
+            "--url": server.urls[SCENARIOS[scenario].listener],
+            "--ca-file": str(server.ca_file or ""),
             "--server-pids": ",".join(map(str, server.pids)),
             "--scale": str(self.args.scale),
             "--max-seconds": str(self.args.max_seconds),
@@ -150,7 +177,8 @@ class Harness:
             self.servers["ws"] = WebsocketEcho()
         for server in self.servers.values():
             server.start()
-            _log(f"{server.name} at {server.url}, pids {server.pids}")
+            urls = ", ".join(f"{name} {url}" for name, url in server.urls.items())
+            _log(f"{server.name} at {urls}; pids {server.pids}")
 
     def main(self) -> int:
         """Run every round; print the tables even after an interruption."""
@@ -160,13 +188,14 @@ class Harness:
         try:
             self.start_servers(tmp)
             self.emit(self._meta())
+            jobs = self.skip_unserved(jobs)
             _log(f"{len(jobs)} measurements x {args.rounds} round(s)")
             for rnd in range(1, args.rounds + 1):
                 for scenario, client, backend in jobs:
                     record = self.measure(scenario, client, backend, rnd)
                     self.emit(record)
                     _log(
-                        f"round {rnd}/{args.rounds} {scenario:<5} {client}/{backend}: "
+                        f"round {rnd}/{args.rounds} {scenario:<10} {client}/{backend}: "
                         + _summary(record)
                     )
         except KeyboardInterrupt:
@@ -204,7 +233,7 @@ def _summary(record: dict[str, Any]) -> str:
     capped = " (capped)" if record["capped"] else ""
     return (
         f"{record['value']:,.1f} {unit.unit}, {record['client_cpu_us_per_op']:,.1f} µs/{unit.op}"
-        f", {record['peak_rss_mib']:.1f} MiB{capped}"
+        f", {record['peak_rss_mib']:.1f} MiB, {report.spoken(record)}{capped}"
     )
 
 
@@ -226,9 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
         for a in ADAPTERS.values():
-            print(f"client {a.name:<8} {','.join(a.backends):<13} {a.doc}")
+            print(f"client {a.name:<10} {','.join(a.backends):<13} {a.doc}")
         for s in SCENARIOS.values():
-            print(f"scenario {s.name:<6} n={s.count:<6} {s.unit:<6} {s.doc}")
+            print(f"scenario {s.name:<10} n={s.count:<6} {s.unit:<6} {s.doc}")
         return 0
     if args.report:
         records = [

@@ -11,8 +11,21 @@ A timed section stops early once it has run ``--max-seconds``: loops stop
 between operations, tasks are cancelled. The rate is then over what completed
 and the record says ``capped``.
 
-To add a scenario (HTTP/2, cache hits, blocking calls...), write one function
-here and decorate it with :func:`scenario`; give it a new client operation in
+Each scenario talks to one *listener* of the servers (servers.py): ``http``
+(HTTP/1.1 over TCP), ``ws``, ``h2`` (TLS, h2 offered) or ``tls1`` (TLS,
+HTTP/1.1 only). The TLS scenarios come in two families, so that one table
+sets each protocol beside the other:
+
+* ``h2*``: HTTP/2 clients only (``protocol="2"``), and a pool of ONE
+  connection: 64 or 256 concurrent requests are that many streams on it.
+  Their ratios are taken against httpx (``http2=True``): the floor h11raw
+  speaks no HTTP/2.
+* ``tls1*``: every client over TLS with HTTP/1.1 forced (anysoup
+  ``http2=False``, httpx's default), a pool of as many connections as there
+  are concurrent tasks, as in ``conc``.
+
+To add a scenario (cache hits, blocking calls...), write one function here
+and decorate it with :func:`scenario`; give it a new client operation in
 adapters.py if none of get, stream and ws_echo fits.
 """
 
@@ -24,25 +37,24 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import anyio
 from adapters import BadResponse, Client
-from servers import GZIP_SIZE, LARGE_SIZE, SMALL_SIZE, cpu_seconds
+from servers import GZIP_SIZE, LARGE_SIZE, SMALL_SIZE, connections_to, cpu_seconds
 
 WS_TEXT = "anysoup benchmark: 32-byte text."
 assert len(WS_TEXT) == 32
 
 
 class Run:
-    """One measurement in progress: its URLs, its size, its timed section."""
+    """One measurement in progress: its server, its size, its timed section."""
 
-    def __init__(
-        self, n: int, http_url: str, ws_url: str, max_seconds: float, server_pids: list[int]
-    ) -> None:
+    def __init__(self, n: int, base_url: str, max_seconds: float, server_pids: list[int]) -> None:
         #: The scaled operation count (requests, messages, downloads).
         self.n = n
-        self.http_url = http_url
-        self.ws_url = ws_url
+        #: The scenario's listener: ``http://127.0.0.1:PORT``, ``https://…`` or ``ws://…/echo``.
+        self.base_url = base_url
         self.max_seconds = max_seconds
         self.server_pids = server_pids
         #: ``time.perf_counter()`` past which the timed section stops early.
@@ -52,8 +64,8 @@ class Run:
         self.figures: dict[str, float] = {}
 
     def url(self, path: str) -> str:
-        """The HTTP server's URL for ``path``."""
-        return self.http_url + path
+        """The listener's URL for ``path``."""
+        return self.base_url + path
 
     def over(self) -> bool:
         """Whether the timed section has run out of time (and so is capped)."""
@@ -63,7 +75,11 @@ class Run:
 
     @contextmanager
     def timed(self) -> Iterator[None]:
-        """Measure wall time, this process's CPU time and the server's CPU time."""
+        """Measure wall time, this process's CPU time and the server's CPU time.
+
+        At the end, untimed, it also counts the connections open to the
+        server: one for an HTTP/2 client in every ``h2*`` scenario.
+        """
         server0 = cpu_seconds(self.server_pids)
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         start = time.perf_counter()
@@ -77,6 +93,7 @@ class Run:
         client = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
         server = cpu_seconds(self.server_pids) - server0
         self.figures = {"seconds": wall, "client_cpu": client, "server_cpu": server}
+        self.figures["connections"] = connections_to(urlsplit(self.base_url).port or 0)
         self.deadline = math.inf
 
 
@@ -92,10 +109,29 @@ class Scenario:
     count: int  # operations at --scale 1
     unit: str  # of the throughput figure
     op: str  # what one operation is, for the CPU figure (req, msg, MB)
-    server: str  # "http" or "ws"
+    listener: str  # "http", "ws", "h2" or "tls1" (servers.py)
     limit: int  # connections the client may open to the host
     needs: str  # the Client operation used
+    protocol: str  # the HTTP version the scenario is about: "1.1" or "2"
+    baseline: str | None  # ratios are taken against it when --baseline didn't run here
     doc: str
+
+    @property
+    def server(self) -> str:
+        """The server process it needs: "http" (nginx or the fallback) or "ws"."""
+        return "ws" if self.listener == "ws" else "http"
+
+    @property
+    def tls(self) -> bool:
+        """Whether it runs over TLS."""
+        return self.listener in ("h2", "tls1")
+
+    @property
+    def requires(self) -> frozenset[str]:
+        """What a client's ``ops`` must include to run it."""
+        return frozenset(
+            [self.needs, *(["tls"] if self.tls else []), *(["h2"] if self.protocol == "2" else [])]
+        )
 
 
 SCENARIOS: dict[str, Scenario] = {}
@@ -107,15 +143,19 @@ def scenario(
     count: int,
     unit: str = "req/s",
     op: str = "req",
-    server: str = "http",
+    listener: str = "http",
     limit: int = 64,
     needs: str = "get",
+    protocol: str = "1.1",
+    baseline: str | None = None,
 ) -> Callable[[Measure], Measure]:
     """Register the decorated coroutine function as the scenario ``name``."""
 
     def register(fn: Measure) -> Measure:
         doc = (fn.__doc__ or "").strip().splitlines()[0]
-        SCENARIOS[name] = Scenario(name, fn, count, unit, op, server, limit, needs, doc)
+        SCENARIOS[name] = Scenario(
+            name, fn, count, unit, op, listener, limit, needs, protocol, baseline, doc
+        )
         return fn
 
     return register
@@ -172,6 +212,27 @@ async def _gets_in_sequence(client: Client, run: Run, path: str, size: int, warm
         return await _one_after_another(client.get, url, size, run.n, run)
 
 
+async def _concurrent_gets(client: Client, run: Run, tasks: int) -> int:
+    """``run.n`` GET /small shared by ``tasks`` concurrent tasks; -> timed GETs done."""
+    assert client.get is not None
+    url = run.url("/small")
+    await _in_tasks(client.get, url, SMALL_SIZE, tasks * 4, tasks, run)  # opens the connections
+    with run.timed():
+        return await _in_tasks(client.get, url, SMALL_SIZE, run.n, tasks, run)
+
+
+async def _downloads(client: Client, run: Run) -> float:
+    """``run.n`` streamed GET /large; -> MB counted (10^6 bytes)."""
+    assert client.stream is not None
+    url = run.url("/large")
+    # One untimed download: the connection, and TCP receive-buffer autotuning,
+    # which makes the first transfer on a fresh socket much slower.
+    await _one_after_another(client.stream, url, LARGE_SIZE, 1, run)
+    with run.timed():
+        done = await _one_after_another(client.stream, url, LARGE_SIZE, run.n, run)
+    return done * LARGE_SIZE / 1e6
+
+
 @scenario("seq", count=5000)
 async def seq(client: Client, run: Run) -> float:
     """Sequential GET /small (1 KiB) on one keep-alive connection."""
@@ -181,11 +242,7 @@ async def seq(client: Client, run: Run) -> float:
 @scenario("conc", count=20000)
 async def conc(client: Client, run: Run) -> float:
     """GET /small by 64 concurrent tasks sharing a pool of 64 connections."""
-    assert client.get is not None
-    url = run.url("/small")
-    await _in_tasks(client.get, url, SMALL_SIZE, 64 * 4, 64, run)  # opens the 64 connections
-    with run.timed():
-        return await _in_tasks(client.get, url, SMALL_SIZE, run.n, 64, run)
+    return await _concurrent_gets(client, run, 64)
 
 
 @scenario("queue", count=10000, limit=2)
@@ -207,21 +264,14 @@ async def gzip(client: Client, run: Run) -> float:
 @scenario("large", count=3, unit="MB/s", op="MB", needs="stream")
 async def large(client: Client, run: Run) -> float:
     """Stream GET /large (64 MiB) without keeping it; MB = 10^6 bytes."""
-    assert client.stream is not None
-    url = run.url("/large")
-    # One untimed download: the connection, and TCP receive-buffer autotuning,
-    # which makes the first transfer on a fresh socket much slower.
-    await _one_after_another(client.stream, url, LARGE_SIZE, 1, run)
-    with run.timed():
-        done = await _one_after_another(client.stream, url, LARGE_SIZE, run.n, run)
-    return done * LARGE_SIZE / 1e6
+    return await _downloads(client, run)
 
 
-@scenario("ws", count=10000, unit="msg/s", op="msg", server="ws", needs="ws_echo")
+@scenario("ws", count=10000, unit="msg/s", op="msg", listener="ws", needs="ws_echo")
 async def ws(client: Client, run: Run) -> float:
     """Echo round trips of a 32-byte text message on one WebSocket."""
     assert client.ws_echo is not None
-    async with client.ws_echo(run.ws_url) as echo:
+    async with client.ws_echo(run.base_url) as echo:
 
         async def round_trip(text: str) -> int:
             reply = await echo(text)
@@ -230,3 +280,58 @@ async def ws(client: Client, run: Run) -> float:
         await _one_after_another(round_trip, WS_TEXT, len(WS_TEXT), 50, run)
         with run.timed():
             return await _one_after_another(round_trip, WS_TEXT, len(WS_TEXT), run.n, run)
+
+
+# HTTP/2 over TLS: ONE connection (limit=1), ratios against httpx's HTTP/2.
+
+
+@scenario("h2seq", count=5000, listener="h2", protocol="2", limit=1, baseline="httpx")
+async def h2seq(client: Client, run: Run) -> float:
+    """HTTP/2: sequential GET /small, one stream at a time on one TLS connection."""
+    return await _gets_in_sequence(client, run, "/small", SMALL_SIZE, warm_up=50)
+
+
+@scenario("h2conc64", count=20000, listener="h2", protocol="2", limit=1, baseline="httpx")
+async def h2conc64(client: Client, run: Run) -> float:
+    """HTTP/2: GET /small by 64 concurrent tasks, 64 streams on ONE TLS connection."""
+    return await _concurrent_gets(client, run, 64)
+
+
+@scenario("h2conc256", count=20000, listener="h2", protocol="2", limit=1, baseline="httpx")
+async def h2conc256(client: Client, run: Run) -> float:
+    """HTTP/2: GET /small by 256 concurrent tasks, 256 streams on ONE TLS connection."""
+    return await _concurrent_gets(client, run, 256)
+
+
+@scenario(
+    "h2large",
+    count=3,
+    unit="MB/s",
+    op="MB",
+    needs="stream",
+    listener="h2",
+    protocol="2",
+    limit=1,
+    baseline="httpx",
+)
+async def h2large(client: Client, run: Run) -> float:
+    """HTTP/2: stream GET /large (64 MiB) over TLS without keeping it."""
+    return await _downloads(client, run)
+
+
+@scenario("tls1seq", count=5000, listener="tls1")
+async def tls1seq(client: Client, run: Run) -> float:
+    """HTTP/1.1 over TLS: sequential GET /small on one keep-alive connection."""
+    return await _gets_in_sequence(client, run, "/small", SMALL_SIZE, warm_up=50)
+
+
+@scenario("tls1conc64", count=20000, listener="tls1")
+async def tls1conc64(client: Client, run: Run) -> float:
+    """HTTP/1.1 over TLS: GET /small by 64 concurrent tasks, a pool of 64 connections."""
+    return await _concurrent_gets(client, run, 64)
+
+
+@scenario("tls1large", count=3, unit="MB/s", op="MB", needs="stream", listener="tls1")
+async def tls1large(client: Client, run: Run) -> float:
+    """HTTP/1.1 over TLS: stream GET /large (64 MiB) without keeping it."""
+    return await _downloads(client, run)

@@ -7,15 +7,23 @@ nginx binary itself, on a free port of 127.0.0.1, and stops each process it
 started by that process's own pid.
 
 * :class:`Nginx` is the HTTP server when the ``nginx`` binary exists (Debian
-  package ``nginx``; ``nox -s bench`` installs it when it runs as root).
+  package ``nginx``; ``nox -s bench`` installs it when it runs as root). One
+  nginx process listens on three ports, its *listeners*: ``http`` (plain
+  HTTP/1.1), ``h2`` (TLS offering ``h2`` and ``http/1.1`` by ALPN) and
+  ``tls1`` (TLS, HTTP/1.1 only), all serving the same files. The TLS
+  listeners use a certificate for 127.0.0.1 issued at start by a throwaway CA
+  (``trustme``), whose PEM file, ``ca.pem`` in the temp folder, is what the
+  clients are told to trust.
 * :class:`PythonHTTP` (``serve.py http``) is the documented fallback: the same
   files, the same responses, from one asyncio process. It is much slower than
-  nginx, so the tables say which server was used.
+  nginx, so the tables say which server was used. It has the ``http``
+  listener only: the TLS scenarios are ``n/a`` with it.
 * :class:`WebsocketEcho` (``serve.py ws``) is the ``websockets`` echo server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import random
@@ -55,12 +63,30 @@ http {{
     fastcgi_temp_path {tmp}/fastcgi;
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
+    # HTTP/2 (the listener with "http2"): keepalive_requests above bounds its
+    # requests per connection too (nginx 1.19.7+, where http2_max_requests
+    # became obsolete); 512 streams at once, not 128, so that 256 concurrent
+    # requests fit on one connection; DATA frames of 16 KiB (not 8), one TLS
+    # record each, as HTTP/1.1's body goes out in 16 KiB records.
+    http2_max_concurrent_streams 512;
+    http2_chunk_size 16k;
+    ssl_certificate {tmp}/server.pem;
+    ssl_certificate_key {tmp}/server.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    root {tmp}/www;
+    # gzip.gz is served as is (no CPU spent compressing), whatever the
+    # request's Accept-Encoding: a client that doesn't decode fails the
+    # size check instead of quietly measuring the plain file.
     server {{
-        listen 127.0.0.1:{port} backlog=16384;
-        root {tmp}/www;
-        # gzip.gz is served as is (no CPU spent compressing), whatever the
-        # request's Accept-Encoding: a client that doesn't decode fails the
-        # size check instead of quietly measuring the plain file.
+        listen 127.0.0.1:{http} backlog=16384;
+        location = /gzip {{ gzip_static always; default_type text/plain; }}
+    }}
+    server {{
+        listen 127.0.0.1:{h2} ssl http2 backlog=16384;
+        location = /gzip {{ gzip_static always; default_type text/plain; }}
+    }}
+    server {{
+        listen 127.0.0.1:{tls1} ssl backlog=16384;
         location = /gzip {{ gzip_static always; default_type text/plain; }}
     }}
 }}
@@ -85,6 +111,47 @@ def write_fixtures(www: Path) -> None:
     for path in [www, *www.iterdir()]:
         # nginx's worker may run as another user ('nobody' when we are root).
         path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def write_certificates(tmp: Path) -> Path:
+    """A throwaway CA, and its certificate for 127.0.0.1 and localhost; -> the CA's PEM file.
+
+    The server's chain goes to ``server.pem`` and its key to ``server.key``
+    (ECDSA P-256, trustme's default) in ``tmp``, the CA's certificate to
+    ``ca.pem``. Nothing is kept between runs.
+    """
+    import trustme
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    (tmp / "server.pem").write_bytes(b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
+    leaf.private_key_pem.write_to_path(str(tmp / "server.key"))
+    ca.cert_pem.write_to_path(str(tmp / "ca.pem"))
+    return tmp / "ca.pem"
+
+
+def connections_to(port: int) -> int:
+    """How many ESTABLISHED TCP connections of this process have ``port`` as the peer's (Linux).
+
+    The sockets of this process are the ``socket:[inode]`` links in
+    ``/proc/self/fd``; ``/proc/self/net/tcp`` (and ``tcp6``) give each
+    socket's state (``01``: established), peer address and inode.
+    """
+    mine = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # an fd closed since the listing
+            link = os.readlink(f"/proc/self/fd/{fd}")
+            if link.startswith("socket:["):
+                mine.add(link[8:-1])
+    count = 0
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as f:
+            next(f)  # the column names
+            for line in f:
+                fields = line.split()
+                peer_port = int(fields[2].rsplit(":", 1)[1], 16)
+                count += fields[3] == "01" and peer_port == port and fields[9] in mine
+    return count
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -121,17 +188,20 @@ def _stop(proc: subprocess.Popen[str] | None) -> None:
 
 
 class Server:
-    """A server process: its URL, the pids whose CPU is the server's, and stop()."""
+    """A server process: its URLs, the pids whose CPU is the server's, and stop()."""
 
     name = "server"
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen[str] | None = None
-        self.url = ""
+        #: The base URL of each listener ("http", "h2", "tls1" or "ws").
+        self.urls: dict[str, str] = {}
+        #: The PEM file of the CA that signed the TLS listeners' certificate.
+        self.ca_file: Path | None = None
         self.pids: list[int] = []
 
     def start(self) -> None:
-        """Start the process and return once it serves; sets ``url`` and ``pids``."""
+        """Start the process and return once it serves; sets ``urls`` and ``pids``."""
         raise NotImplementedError
 
     def alive(self) -> bool:
@@ -171,10 +241,11 @@ class Nginx(Server):
         self.tmp = tmp
 
     def start(self) -> None:
-        """Write the config, start nginx and wait until it accepts connections."""
-        port = _free_port()
+        """Write the config and certificates, start nginx, wait until it accepts connections."""
+        ports = {"http": _free_port(), "h2": _free_port(), "tls1": _free_port()}
+        self.ca_file = write_certificates(self.tmp)
         conf = self.tmp / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=self.tmp, port=port))
+        conf.write_text(NGINX_CONF.format(tmp=self.tmp, **ports))
         cmd = [
             self.binary,
             "-p",
@@ -185,7 +256,11 @@ class Nginx(Server):
             str(conf),
         ]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, text=True)
-        self.url = f"http://127.0.0.1:{port}"
+        port = ports["http"]
+        self.urls = {
+            name: f"{'http' if name == 'http' else 'https'}://127.0.0.1:{port}"
+            for name, port in ports.items()
+        }
         deadline = time.monotonic() + 30
         workers: list[int] = []
         while not workers:
@@ -196,7 +271,8 @@ class Nginx(Server):
                 raise RuntimeError(f"nginx did not serve on port {port} within 30 s")
             time.sleep(0.05)
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                for port in ports.values():
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
             except OSError:
                 continue
             workers = _children(self.proc.pid)
@@ -217,7 +293,7 @@ class PythonHTTP(Server):
     def start(self) -> None:
         """Start serve.py http and wait for its port."""
         port = self._spawn_announcing("http", "--root", str(self.tmp / "www"))
-        self.url = f"http://127.0.0.1:{port}"
+        self.urls = {"http": f"http://127.0.0.1:{port}"}
 
 
 class WebsocketEcho(Server):
@@ -228,7 +304,7 @@ class WebsocketEcho(Server):
     def start(self) -> None:
         """Start serve.py ws and wait for its port."""
         port = self._spawn_announcing("ws")
-        self.url = f"ws://127.0.0.1:{port}/echo"
+        self.urls = {"ws": f"ws://127.0.0.1:{port}/echo"}
 
 
 def find_nginx() -> str | None:

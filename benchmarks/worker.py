@@ -9,7 +9,12 @@ completes no operation within ``--max-seconds`` ``status: nothing done``.
 
 By hand, against a server you started::
 
-    python benchmarks/worker.py anysoup trio seq --http-url http://127.0.0.1:8080
+    python benchmarks/worker.py anysoup trio seq --url http://127.0.0.1:8080
+    python benchmarks/worker.py httpx asyncio h2seq --url https://127.0.0.1:8443 --ca-file ca.pem
+
+Besides the figures, the record says which protocol versions the responses
+came in (``protocols``: ``["2"]``, ``["1.1"]``) and how many connections to
+the server were open at the end of the timed section (``connections``).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import traceback
 from importlib import metadata
 from typing import Any
 
-from adapters import ADAPTERS
+from adapters import ADAPTERS, Setup, protocol_name
 from scenarios import SCENARIOS, Run
 
 
@@ -53,9 +58,10 @@ class NothingDone(Exception):
     """The timed section ran out of time before its first operation completed."""
 
 
-async def _measure(client_name: str, scenario_name: str, run: Run) -> dict[str, Any]:
+async def _measure(client_name: str, scenario_name: str, run: Run, ca: str) -> dict[str, Any]:
     scenario = SCENARIOS[scenario_name]
-    async with ADAPTERS[client_name].open(scenario.limit) as client:
+    setup = Setup(scenario.limit, scenario.protocol, ca or None)
+    async with ADAPTERS[client_name].open(setup) as client:
         ops = await scenario.measure(client, run)
     if not ops:
         raise NothingDone(f"not one operation completed in --max-seconds ({run.max_seconds:g} s)")
@@ -68,6 +74,8 @@ async def _measure(client_name: str, scenario_name: str, run: Run) -> dict[str, 
         "client_cpu_us_per_op": 1e6 * figures["client_cpu"] / ops,
         "client_cpu_pct": 100 * figures["client_cpu"] / figures["seconds"],
         "server_cpu_pct": 100 * figures["server_cpu"] / figures["seconds"],
+        "connections": figures["connections"],
+        "protocols": sorted({protocol_name(v) for v in client.protocols}),
     }
 
 
@@ -85,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("client", choices=list(ADAPTERS))
     p.add_argument("backend", choices=["asyncio", "trio"])
     p.add_argument("scenario", choices=list(SCENARIOS))
-    p.add_argument("--http-url", default="")
-    p.add_argument("--ws-url", default="")
+    p.add_argument("--url", required=True, help="the scenario's listener (see servers.py)")
+    p.add_argument("--ca-file", default="", help="the CA to trust for https")
     p.add_argument("--server-pids", default="", help="comma-separated: whose CPU is the server's")
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--max-seconds", type=float, default=60.0)
@@ -97,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     scenario = SCENARIOS[args.scenario]
     n = max(1, round(scenario.count * args.scale))
     pids = [int(pid) for pid in args.server_pids.split(",") if pid]
-    run = Run(n, args.http_url, args.ws_url, args.max_seconds, pids)
+    run = Run(n, args.url, args.max_seconds, pids)
     record: dict[str, Any] = {
         "type": "run",
         "client": args.client,
@@ -110,7 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import anyio
 
-        record.update(anyio.run(_measure, args.client, args.scenario, run, backend=args.backend))
+        record.update(
+            anyio.run(
+                _measure, args.client, args.scenario, run, args.ca_file, backend=args.backend
+            )
+        )
     except ImportError as exc:
         record.update(status="not installed", error=str(exc))
     except NothingDone as exc:  # a result (a very slow client), not a failure
