@@ -19,10 +19,11 @@ has the states and the cancellation table):
   unread stream holds at most its window in memory.
 * **GOAWAY.** h2 moves its whole state machine to CLOSED when it *receives*
   GOAWAY, and would then refuse the frames of the streams the server still
-  finishes. :class:`_Client` keeps the state it had: the driver itself
-  refuses new streams from then on, streams above the last-stream-id fail as
-  unprocessed (sent again elsewhere), the others finish, and the pool
-  drains the connection (no new stream; closed when the last one ends).
+  finishes. ``H2Client`` (``http2_client.py``) keeps the state it had: the
+  driver itself refuses new streams from then on, streams above the
+  last-stream-id fail as unprocessed (sent again elsewhere), the others
+  finish, and the pool drains the connection (no new stream; closed when
+  the last one ends).
 * **Failures.** A lost connection, an h2 protocol error or a stalled write
   fails every open stream with an error naming the stream and the cause;
   the connection task then ends, and the pool counts the connection closed.
@@ -32,18 +33,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-import ssl
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
-import h2.config
-import h2.connection
 import h2.events
 import h2.exceptions
-import h2.frame_buffer
 import h2.settings
-import hyperframe.frame
 from anyio.abc import ByteStream
 
 from .._model.exceptions import (
@@ -56,21 +52,16 @@ from .._model.exceptions import (
 )
 from .._transport.io_errors import IO_ERRORS, describe_io_error
 from .._transport.tls import alert_error
-from .http1 import MAX_HEADER_BLOCK, READ_SIZE, WRITE_SLICE, _tls_buffers
+from .http1 import READ_SIZE, WRITE_SLICE, _tls_buffers
+from .http2_client import new_client, read_more
 from .http2_policy import error_name
 from .http2_stream import CANCEL, H2Stream, StreamUnprocessed
 
 if TYPE_CHECKING:
     from .owner import MultiplexOwner
 
-__all__ = ["CONNECTION_WINDOW", "STREAM_WINDOW", "HTTP2Connection"]
+__all__ = ["HTTP2Connection"]
 
-#: The connection's receive window (libsoup, Chromium).
-CONNECTION_WINDOW = 15 * 1024 * 1024
-#: Each stream's receive window.
-STREAM_WINDOW = 6 * 1024 * 1024
-#: The largest frame we accept (RFC 9113 §6.5.2: 16 KiB unless we say more).
-MAX_FRAME_SIZE = 64 * 1024
 #: Streams allowed before the peer's SETTINGS say (RFC 9113 §6.5.2 leaves it open).
 INITIAL_MAX_STREAMS = 100
 #: Never more streams on one connection than this, whatever the peer allows.
@@ -82,57 +73,9 @@ PING_TIMEOUT = 10.0
 #: The reader stops reading while h2 holds more than this for the writer.
 MAX_OUTBOUND = 1024 * 1024
 _PING = b"anysoup!"
-_INITIAL_WINDOW = 65535
 _monotonic = time.monotonic
 
 _Settings = h2.settings.SettingCodes
-
-
-class _QuietDataFrame(hyperframe.frame.DataFrame):
-    """A DATA frame whose ``repr`` doesn't hex-dump its payload.
-
-    h2 formats every frame it receives for its trace log, logger or not, and
-    hyperframe's ``repr`` of a DATA frame hexlifies the whole payload: a third
-    of h2's work on a download.
-    """
-
-    def __repr__(self) -> str:
-        return f"DataFrame(stream_id={self.stream_id}, length={len(self.data)})"
-
-
-class _FrameBuffer(h2.frame_buffer.FrameBuffer):
-    """h2's frame parser, handing out DATA frames as :class:`_QuietDataFrame`."""
-
-    def __next__(self) -> Any:
-        frame = super().__next__()
-        if type(frame) is hyperframe.frame.DataFrame:
-            frame.__class__ = _QuietDataFrame
-        return frame
-
-
-class _Client(h2.connection.H2Connection):
-    """h2's connection, with two changes.
-
-    * A received GOAWAY leaves it able to receive. RFC 9113 §6.8: streams at
-      or below the GOAWAY's last-stream-id may still complete; h2 closes its
-      whole state machine instead. The state is put back, and
-      :class:`HTTP2Connection` refuses new streams itself.
-    * DATA frames come from :class:`_FrameBuffer` (h2 looks up a frame's
-      handler by its exact class, so the quiet class gets the same handler).
-    """
-
-    def __init__(self, config: h2.config.H2Configuration) -> None:
-        super().__init__(config=config)
-        self.incoming_buffer = _FrameBuffer(server=False)
-        table = self._frame_dispatch_table
-        table[_QuietDataFrame] = table[hyperframe.frame.DataFrame]
-
-    def _receive_goaway_frame(self, frame: Any) -> Any:
-        state = self.state_machine.state
-        result = super()._receive_goaway_frame(frame)
-        if state is not h2.connection.ConnectionState.CLOSED:
-            self.state_machine.state = state
-        return result
 
 
 class HTTP2Connection:
@@ -154,29 +97,7 @@ class HTTP2Connection:
         self._owner = owner
         self.label = label
         self.timeout = timeout
-        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
-        conn = self._h2 = _Client(config=config)
-        settings = h2.settings.Settings(
-            client=True,
-            initial_values={
-                _Settings.ENABLE_PUSH: 0,
-                _Settings.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
-                _Settings.MAX_HEADER_LIST_SIZE: MAX_HEADER_BLOCK,
-                # Servers that fill frames up to what we allow send a quarter
-                # as many: h2's work is per frame.
-                _Settings.MAX_FRAME_SIZE: MAX_FRAME_SIZE,
-            },
-        )
-        # Some servers refuse a SETTINGS frame naming the extended CONNECT.
-        del settings[_Settings.ENABLE_CONNECT_PROTOCOL]
-        conn.local_settings = settings
-        conn.initiate_connection()
-        conn.increment_flow_control_window(CONNECTION_WINDOW - _INITIAL_WINDOW)
-        # Our limits hold from the start, not from the server's SETTINGS ack:
-        # h2 would apply them only then, and (for the frame size) only from
-        # its next receive_data, while a server may use them at once.
-        conn.decoder.max_header_list_size = MAX_HEADER_BLOCK
-        conn.max_inbound_frame_size = MAX_FRAME_SIZE
+        self._h2 = new_client()
         self._streams: dict[int, H2Stream] = {}
         #: The server's GOAWAY: ``(last_stream_id, error_code)``, or None.
         self.goaway: tuple[int, int] | None = None
@@ -225,7 +146,7 @@ class HTTP2Connection:
                 self._lost("the server closed the connection")
                 return
             if tls is not None and tls[1].pending:
-                data = _read_more(tls[0], data)
+                data = read_more(tls[0], data)
             self._last_received = _monotonic()
             try:
                 events = conn.receive_data(data)
@@ -568,29 +489,6 @@ class HTTP2Connection:
 
     def __repr__(self) -> str:
         return f"<HTTP2Connection {self.label} streams={len(self._streams)} goaway={self.goaway}>"
-
-
-def _read_more(ssl_object: ssl.SSLObject, data: bytes) -> bytes:
-    """``data`` and what else the TLS layer can decrypt now, without reading the socket.
-
-    anyio's TLS stream returns one TLS record per read, and servers often
-    send one DATA frame per record (nginx: 8 KiB): taking every record
-    already received at once feeds h2 several frames per call instead of one.
-    Anything unusual (an alert, the need for more bytes) is left for the next
-    read through the stream, which reports it.
-    """
-    pieces = [data]
-    size = len(data)
-    while size < READ_SIZE * 4:
-        try:
-            more = ssl_object.read(READ_SIZE)
-        except ssl.SSLError:
-            break
-        if not more:
-            break
-        pieces.append(more)
-        size += len(more)
-    return b"".join(pieces) if len(pieces) > 1 else data
 
 
 def _answered(stream: H2Stream) -> bool:

@@ -1,0 +1,148 @@
+"""h2's connection as the HTTP/2 driver uses it: settings, windows, two fixes.
+
+Theory of operation: :func:`new_client` makes the h2 state machine of one
+client connection with anysoup's settings (no server push, 6 MiB stream
+windows, a 15 MiB connection window, 256 KiB header lists, frames up to
+64 KiB), in force from the first byte rather than from the server's
+acknowledgement. :class:`H2Client` changes two things of h2's:
+
+* a received GOAWAY leaves the state machine able to receive (h2 closes it
+  whole, and would refuse the frames of the streams the server still
+  finishes, python-hyper/h2#1181);
+* received DATA frames are :class:`_QuietDataFrame` objects, whose ``repr``
+  doesn't hex-dump the payload (h2 formats every received frame for its
+  trace log whether anything logs or not).
+
+:func:`read_more` takes every TLS record already received at once, so h2
+gets several frames per call.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.frame_buffer
+import h2.settings
+import hyperframe.frame
+
+from .http1 import MAX_HEADER_BLOCK, READ_SIZE
+
+__all__ = [
+    "CONNECTION_WINDOW",
+    "MAX_FRAME_SIZE",
+    "STREAM_WINDOW",
+    "H2Client",
+    "new_client",
+    "read_more",
+]
+
+#: The connection's receive window (libsoup, Chromium).
+CONNECTION_WINDOW = 15 * 1024 * 1024
+#: Each stream's receive window.
+STREAM_WINDOW = 6 * 1024 * 1024
+#: The largest frame we accept (RFC 9113 §6.5.2: 16 KiB unless we say more).
+MAX_FRAME_SIZE = 64 * 1024
+_INITIAL_WINDOW = 65535
+
+_Settings = h2.settings.SettingCodes
+
+
+class _QuietDataFrame(hyperframe.frame.DataFrame):
+    """A DATA frame whose ``repr`` doesn't hex-dump its payload.
+
+    h2 formats every frame it receives for its trace log, logger or not, and
+    hyperframe's ``repr`` of a DATA frame hexlifies the whole payload: a third
+    of h2's work on a download.
+    """
+
+    def __repr__(self) -> str:
+        return f"DataFrame(stream_id={self.stream_id}, length={len(self.data)})"
+
+
+class _FrameBuffer(h2.frame_buffer.FrameBuffer):
+    """h2's frame parser, handing out DATA frames as :class:`_QuietDataFrame`."""
+
+    def __next__(self) -> Any:
+        frame = super().__next__()
+        if type(frame) is hyperframe.frame.DataFrame:
+            frame.__class__ = _QuietDataFrame
+        return frame
+
+
+class H2Client(h2.connection.H2Connection):
+    """h2's connection, with two changes.
+
+    * A received GOAWAY leaves it able to receive. RFC 9113 §6.8: streams at
+      or below the GOAWAY's last-stream-id may still complete; h2 closes its
+      whole state machine instead. The state is put back, and
+      :class:`HTTP2Connection` refuses new streams itself.
+    * DATA frames come from :class:`_FrameBuffer` (h2 looks up a frame's
+      handler by its exact class, so the quiet class gets the same handler).
+    """
+
+    def __init__(self, config: h2.config.H2Configuration) -> None:
+        super().__init__(config=config)
+        self.incoming_buffer = _FrameBuffer(server=False)
+        table = self._frame_dispatch_table
+        table[_QuietDataFrame] = table[hyperframe.frame.DataFrame]
+
+    def _receive_goaway_frame(self, frame: Any) -> Any:
+        state = self.state_machine.state
+        result = super()._receive_goaway_frame(frame)
+        if state is not h2.connection.ConnectionState.CLOSED:
+            self.state_machine.state = state
+        return result
+
+
+def new_client() -> H2Client:
+    """A client connection's h2 state, its preface and settings queued to be sent."""
+    config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+    conn = H2Client(config=config)
+    settings = h2.settings.Settings(
+        client=True,
+        initial_values={
+            _Settings.ENABLE_PUSH: 0,
+            _Settings.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+            _Settings.MAX_HEADER_LIST_SIZE: MAX_HEADER_BLOCK,
+            # Servers that fill frames up to what we allow send a quarter as
+            # many: h2's work is per frame.
+            _Settings.MAX_FRAME_SIZE: MAX_FRAME_SIZE,
+        },
+    )
+    # Some servers refuse a SETTINGS frame naming the extended CONNECT.
+    del settings[_Settings.ENABLE_CONNECT_PROTOCOL]
+    conn.local_settings = settings
+    conn.initiate_connection()
+    conn.increment_flow_control_window(CONNECTION_WINDOW - _INITIAL_WINDOW)
+    # Our limits hold from the start, not from the server's SETTINGS ack: h2
+    # would apply them only then, and (for the frame size) only from its next
+    # receive_data, while a server may use them at once.
+    conn.decoder.max_header_list_size = MAX_HEADER_BLOCK
+    conn.max_inbound_frame_size = MAX_FRAME_SIZE
+    return conn
+
+
+def read_more(ssl_object: ssl.SSLObject, data: bytes) -> bytes:
+    """``data`` and what else the TLS layer can decrypt now, without reading the socket.
+
+    anyio's TLS stream returns one TLS record per read, and servers often
+    send one DATA frame per record (nginx: 8 KiB): taking every record
+    already received at once feeds h2 several frames per call instead of one.
+    Anything unusual (an alert, the need for more bytes) is left for the next
+    read through the stream, which reports it.
+    """
+    pieces = [data]
+    size = len(data)
+    while size < READ_SIZE * 4:
+        try:
+            more = ssl_object.read(READ_SIZE)
+        except ssl.SSLError:
+            break
+        if not more:
+            break
+        pieces.append(more)
+        size += len(more)
+    return b"".join(pieces) if len(pieces) > 1 else data
