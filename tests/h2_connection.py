@@ -111,6 +111,9 @@ class H2ServerConnection:
         self.data_received = 0  #: request DATA payload bytes, all streams
         self.protocol_error: h2.exceptions.ProtocolError | None = None  #: what h2 raised on input
         self.closed = False
+        #: Set by a test: everything h2 produces from then on is dropped (a
+        #: server that went silent: PINGs and requests go unanswered).
+        self.mute = False
         self._closing = False  # a graceful close after GOAWAY has started
         self._max_streams: int | None = None  # enforced MAX_CONCURRENT_STREAMS
         self._pending_max_streams: deque[int | None] = deque()  # per SETTINGS not yet acked
@@ -320,7 +323,7 @@ class H2ServerConnection:
 
     def _take_h2_output(self) -> None:
         data = self.h2.data_to_send()
-        if data:
+        if data and not self.mute:
             self._outbox += data
 
     def _wake_writer(self) -> None:

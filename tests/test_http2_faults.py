@@ -447,3 +447,45 @@ async def test_ping_flood_is_answered_without_failing(
 async def _first_connection(server: H2Server) -> Any:
     await server.wait_until(lambda: server.connections)
     return server.connections[0]
+
+
+# -- keepalive -------------------------------------------------------------------
+
+
+async def test_quiet_connection_gets_a_keepalive_ping(
+    tls_server_context, database, leak_check: LeakCheck, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("anysoup._drivers.http2.KEEPALIVE_IDLE", 0.2)
+    async with h2(hello, tls_server_context, database, session={"timeout": 0.4}) as (
+        server,
+        session,
+    ):
+        await get(session, server.url_for("/a"))
+        conn = server.connections[0]
+        await conn.wait_until(lambda: conn.pings_received)
+        assert conn.pings_received[0] == b"anysoup!"
+        await anyio.sleep(0.3)  # answered: the connection stays
+        await get(session, server.url_for("/b"))
+        assert server.accepted == 1
+    await leak_check(session)
+
+
+async def test_unanswered_keepalive_ping_drops_the_connection(
+    tls_server_context, database, leak_check: LeakCheck, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("anysoup._drivers.http2.KEEPALIVE_IDLE", 0.2)
+    async with h2(hello, tls_server_context, database, session={"timeout": 0.4}) as (
+        server,
+        session,
+    ):
+        await get(session, server.url_for("/a"))
+        conn = server.connections[0]
+        conn.mute = True  # the server goes silent
+        await conn.wait_until(lambda: conn.pings_received)
+        with anyio.fail_after(3):
+            while session.statistics().connections:  # noqa: ASYNC110  (no change event)
+                await anyio.sleep(0.05)
+        # The next request doesn't meet the dead connection.
+        assert (await get(session, server.url_for("/b")))[1] == b"hello"
+        assert server.accepted == 2
+    await leak_check(session)
