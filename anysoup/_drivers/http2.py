@@ -255,9 +255,9 @@ class HTTP2Connection:
 
     async def _watch(self) -> None:
         """Fail streams whose wait stalled; PING a quiet idle connection."""
-        interval = 1.0 if not self.timeout else min(max(self.timeout / 4, 0.02), 1.0)
         while True:
-            await anyio.sleep(interval)
+            # Looked at each time: the session's timeout may change meanwhile.
+            await anyio.sleep(min(max(self.timeout / 4, 0.02), 1.0) if self.timeout else 1.0)
             now = _monotonic()
             if self.timeout:
                 for stream in list(self._streams.values()):

@@ -84,7 +84,9 @@ def request_block(
             continue
         if lower == b"te" and value.strip().lower() != "trailers":
             continue
-        fields.append((lower, value.encode("latin-1")))
+        # No leading or trailing whitespace in HTTP/2 (RFC 9113 §8.2.1); it is
+        # not part of the value in HTTP/1.1 either (RFC 9110 §5.5).
+        fields.append((lower, value.strip(" \t").encode("latin-1")))
     if dropped:
         fields = [(n, v) for n, v in fields if n not in dropped]
     return [
