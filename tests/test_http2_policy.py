@@ -34,7 +34,8 @@ def test_connection_specific_fields_are_dropped() -> None:
 
 
 def test_te_trailers_is_kept_and_host_becomes_authority() -> None:
-    block = dict(request_block("GET", "https", "plan", "/", [("TE", "Trailers"), ("Host", "o.ex")]))
+    headers = [("TE", "Trailers"), ("Host", "o.ex")]
+    block = dict(request_block("GET", "https", "plan", "/", headers))
     assert block[b":authority"] == b"o.ex"
     assert block[b"te"] == b"Trailers"
     assert b"host" not in block
