@@ -59,3 +59,18 @@ def test_error_names_and_reason_phrases() -> None:
     assert error_name(0x42) == "error 0x42"
     assert reason_phrase(404) == "Not Found"
     assert reason_phrase(299) == "Unknown Error"  # libsoup's soup_status_get_phrase
+
+
+def test_credentials_and_short_cookies_are_never_indexed() -> None:
+    from hpack import NeverIndexedHeaderTuple
+
+    headers = [
+        ("Authorization", "Basic eDp5"),
+        ("Proxy-Authorization", "Basic eDp5"),
+        ("Cookie", "a=1"),
+        ("Cookie", "session=0123456789abcdef0123"),
+        ("Accept", "*/*"),
+    ]
+    block = request_block("GET", "https", "h", "/", headers)[4:]
+    never = [type(field) is NeverIndexedHeaderTuple for field in block]
+    assert never == [True, True, True, False, False]

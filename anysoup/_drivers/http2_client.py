@@ -99,7 +99,14 @@ class H2Client(h2.connection.H2Connection):
 
 def new_client() -> H2Client:
     """A client connection's h2 state, its preface and settings queued to be sent."""
-    config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+    # Our header blocks are made clean (http2_policy.request_block): h2 need not
+    # check and normalise them again; what the server sends is still checked.
+    config = h2.config.H2Configuration(
+        client_side=True,
+        header_encoding=None,
+        validate_outbound_headers=False,
+        normalize_outbound_headers=False,
+    )
     conn = H2Client(config=config)
     settings = h2.settings.Settings(
         client=True,

@@ -6,14 +6,19 @@ in lower case, and none of HTTP/1.1's connection-specific fields (RFC 9113
 §8.2.2): ``Connection`` and what it names, ``Keep-Alive``,
 ``Proxy-Connection``, ``Transfer-Encoding`` and ``Upgrade`` are dropped,
 ``TE`` is kept only as ``trailers``, and ``Host`` becomes ``:authority``
-(§8.3.1). A response head arrives as a list of byte pairs whose ``:status``
-the driver takes out; the reason phrase, which HTTP/2 doesn't carry, is the
-standard one for the status (as libsoup does).
+(§8.3.1). Credentials and short cookies are marked never-indexed, so
+that HPACK doesn't keep them where a compression oracle could find them.
+h2 is told not to check or normalise these blocks again. A response head
+arrives as a list of byte pairs whose ``:status`` the driver takes out; the
+reason phrase, which HTTP/2 doesn't carry, is the standard one for the
+status (as libsoup does).
 """
 
 from __future__ import annotations
 
 import http
+
+from hpack import NeverIndexedHeaderTuple
 
 __all__ = [
     "CONNECTION_SPECIFIC",
@@ -30,6 +35,9 @@ __all__ = [
 CONNECTION_SPECIFIC = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"host"}
 )
+
+#: Credentials never entered in the HPACK table (RFC 7541 §7.1.3).
+_NEVER_INDEXED = frozenset({b"authorization", b"proxy-authorization"})
 
 #: RFC 9113 §7 error codes by number.
 ERROR_NAMES = {
@@ -86,7 +94,13 @@ def request_block(
             continue
         # No leading or trailing whitespace in HTTP/2 (RFC 9113 §8.2.1); it is
         # not part of the value in HTTP/1.1 either (RFC 9110 §5.5).
-        fields.append((lower, value.strip(" \t").encode("latin-1")))
+        octets = value.strip(" \t").encode("latin-1")
+        if lower in _NEVER_INDEXED or (lower == b"cookie" and len(octets) < 20):
+            # Kept out of HPACK's table, where a compression oracle could
+            # guess them (RFC 7541 §7.1.3; short cookies, as Firefox does).
+            fields.append(NeverIndexedHeaderTuple(lower, octets))
+        else:
+            fields.append((lower, octets))
     if dropped:
         fields = [(n, v) for n, v in fields if n not in dropped]
     return [
