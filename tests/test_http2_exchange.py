@@ -605,7 +605,9 @@ async def subject(stream: ServerStream) -> None:
     await respond(200, f"subject={','.join(names) or None}".encode())(stream)
 
 
-@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+@pytest.mark.parametrize(
+    "version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3], ids=["tls1.2", "tls1.3"]
+)
 async def test_client_certificate_over_http2(
     version: ssl.TLSVersion,
     tls_server_context,
