@@ -10,9 +10,6 @@ Basic and Digest authentication retried on the same connection; TLS
 (``accept_certificate``, client certificates, ``request_certificate``);
 metrics; and a response header block just under the 256 KiB limit, and just
 over it.
-
-The ``xfail(strict=True)`` tests are known bugs, each named in its reason: a
-fix turns them into failures (XPASS) until the mark is removed.
 """
 
 from __future__ import annotations
@@ -141,13 +138,6 @@ async def test_connection_specific_fields_are_never_sent(
     await leak_check(session)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="http2_policy.request_block drops every field the Connection header names, TE "
-    "included: the 'Connection: TE' that RFC 9110 §10.1.4 asks of an HTTP/1.1 sender of TE "
-    "makes 'TE: trailers' vanish, though RFC 9113 §8.2.2 allows it",
-    raises=AssertionError,
-)
 async def test_te_trailers_named_by_connection_is_kept(
     tls_server_context, database, leak_check: LeakCheck
 ) -> None:
@@ -227,13 +217,6 @@ async def test_expect_continue_body_follows_the_100(
     await leak_check(session)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="exchange_h2._may_continue leaves the 100 queued in stream.heads: "
-    "got_informational is emitted by _final_head only after _upload sent the body "
-    "(HTTP/1.1 and libsoup emit it before the body goes out)",
-    raises=AssertionError,
-)
 async def test_expect_continue_got_informational_comes_before_the_body(
     tls_server_context, database, leak_check: LeakCheck
 ) -> None:
@@ -402,13 +385,6 @@ async def test_answer_without_a_body_gives_the_stream_back(
     await leak_check(session)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="h2 checks Content-Length against the DATA of a 304 (only HEAD is exempt) and "
-    "raises InvalidBodyLengthError from receive_data; HTTP2Connection._read_loop takes it "
-    "as a connection error: every stream fails with ParsingError and the connection closes",
-    raises=AssertionError,
-)
 async def test_304_whose_end_comes_in_an_empty_data_frame(
     tls_server_context, database, leak_check: LeakCheck
 ) -> None:
@@ -440,7 +416,7 @@ async def test_304_whose_end_comes_in_an_empty_data_frame(
             )
             await one("/304")
         accepted = server.accepted
-    # Recorded, then asserted outside the servers' task groups: the xfail is this assertion.
+    # Recorded, then asserted outside the servers' task groups.
     assert outcomes == {"/304": (304, b""), "/slow": (200, b"hello")}
     assert accepted == 1
     await leak_check(session)

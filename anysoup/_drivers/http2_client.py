@@ -4,11 +4,13 @@ Theory of operation: :func:`new_client` makes the h2 state machine of one
 client connection with anysoup's settings (no server push, 6 MiB stream
 windows, a 15 MiB connection window, 256 KiB header lists, frames up to
 64 KiB), in force from the first byte rather than from the server's
-acknowledgement. :class:`H2Client` changes two things of h2's:
+acknowledgement. :class:`H2Client` changes three things of h2's:
 
 * a received GOAWAY leaves the state machine able to receive (h2 closes it
   whole, and would refuse the frames of the streams the server still
   finishes, python-hyper/h2#1181);
+* a 204 or 304 answer is expected to have no content, whatever its
+  Content-Length says (h2 would fail the connection on an empty DATA frame);
 * received DATA frames are :class:`_QuietDataFrame` objects, whose ``repr``
   doesn't hex-dump the payload (h2 formats every received frame for its
   trace log whether anything logs or not).
@@ -26,6 +28,7 @@ import h2.config
 import h2.connection
 import h2.frame_buffer
 import h2.settings
+import h2.stream
 import hyperframe.frame
 
 from .http1 import MAX_HEADER_BLOCK, READ_SIZE
@@ -72,6 +75,24 @@ class _FrameBuffer(h2.frame_buffer.FrameBuffer):
         return frame
 
 
+class _Stream(h2.stream.H2Stream):
+    """h2's stream, expecting no content after a 204 or 304 whatever Content-Length says.
+
+    RFC 9110 §8.6: a 304 may carry the Content-Length the full answer would
+    have had, and a 204 has no content. h2 checks the DATA it receives
+    against Content-Length for every answer but one to HEAD, and a 304 that
+    ends with an empty DATA frame would fail the whole connection.
+    """
+
+    def _initialize_content_length(self, headers: Any) -> None:
+        super()._initialize_content_length(headers)
+        for name, value in headers:
+            if name == b":status":
+                if value in (b"204", b"304"):
+                    self._expected_content_length = 0
+                return
+
+
 class H2Client(h2.connection.H2Connection):
     """h2's connection, with two changes.
 
@@ -81,6 +102,7 @@ class H2Client(h2.connection.H2Connection):
       :class:`HTTP2Connection` refuses new streams itself.
     * DATA frames come from :class:`_FrameBuffer` (h2 looks up a frame's
       handler by its exact class, so the quiet class gets the same handler).
+    * Streams are :class:`_Stream` objects (no content after 204 and 304).
     """
 
     def __init__(self, config: h2.config.H2Configuration) -> None:
@@ -88,6 +110,11 @@ class H2Client(h2.connection.H2Connection):
         self.incoming_buffer = _FrameBuffer(server=False)
         table = self._frame_dispatch_table
         table[_QuietDataFrame] = table[hyperframe.frame.DataFrame]
+
+    def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> h2.stream.H2Stream:
+        stream = super()._begin_new_stream(stream_id, allowed_ids)
+        stream.__class__ = _Stream
+        return stream
 
     def _receive_goaway_frame(self, frame: Any) -> Any:
         state = self.state_machine.state

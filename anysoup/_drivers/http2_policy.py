@@ -84,14 +84,19 @@ def request_block(
                 authority = value
             elif lower == b"connection":
                 dropped = dropped or set()
+                # A TE the program named there (RFC 9110 §10.1.4 asks for it)
+                # is still kept below, if it is "trailers".
                 dropped.update(
                     token.strip().lower().encode("ascii")
                     for token in value.split(",")
-                    if token.strip()
+                    if token.strip() and token.strip().lower() != "te"
                 )
             continue
-        if lower == b"te" and value.strip().lower() != "trailers":
-            continue
+        if lower == b"te":
+            # Only "trailers" may go (RFC 9113 §8.2.2): kept from a list, if there.
+            if "trailers" not in (t.split(";")[0].strip().lower() for t in value.split(",")):
+                continue
+            value = "trailers"
         # No leading or trailing whitespace in HTTP/2 (RFC 9113 §8.2.1); it is
         # not part of the value in HTTP/1.1 either (RFC 9110 §5.5).
         octets = value.strip(" \t").encode("latin-1")

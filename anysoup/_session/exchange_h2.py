@@ -73,7 +73,7 @@ async def exchange_h2(
         if body is None or bodyless:
             if msg._signals:
                 await emit(msg, "wrote_body")
-        elif not expects_continue(msg) or await _may_continue(stream):
+        elif not expects_continue(msg) or await _may_continue(stream, msg):
             await _upload(driver, stream, msg, body)
         status = await _final_head(stream, msg)
         if status == 421 and retry_421 and (body is None or body.replayable):
@@ -88,18 +88,29 @@ async def exchange_h2(
     return InputStream(_H2Body(pool, conn, stream, msg))
 
 
-async def _may_continue(stream: H2Stream) -> bool:
+async def _may_continue(stream: H2Stream, msg: Message) -> bool:
     """After ``Expect: 100-continue``: whether to send the body (RFC 9110 §10.1.1).
 
-    True on a 1xx or when the delay passes without an answer; False when a
-    final answer came first (it stays queued for :func:`_final_head`).
+    True on a 1xx (the message gets it and ``got_informational`` before the
+    body goes, as on HTTP/1.1) or when the delay passes without an answer;
+    False when a final answer came first (it stays queued for
+    :func:`_final_head`).
     """
     with anyio.move_on_after(EXPECT_CONTINUE_DELAY):
         while not stream.heads:
             if stream.ended or stream.reset_code is not None:
                 return False
             await stream.wait()
-    return not any(status >= 200 for status, _fields in stream.heads)
+    if not stream.heads:
+        return True
+    status, fields = stream.heads[0]
+    if status >= 200:
+        return False
+    stream.heads.popleft()
+    _give_head(msg, status, fields)
+    if msg._signals:
+        await emit(msg, "got_informational")
+    return True
 
 
 async def _upload(
@@ -147,17 +158,9 @@ def _body_lied(driver: HTTP2Connection, size: str) -> Error:
 async def _final_head(stream: H2Stream, msg: Message) -> int:
     """Read heads up to the final one, giving the message each (1xx included)."""
     informational = 0
-    metrics = msg.metrics
     while True:
         status, fields = await stream.receive_head()
-        if metrics is not None and not metrics.response_start:
-            metrics.response_start = time.monotonic()
-        msg.status = status
-        msg.reason_phrase = reason_phrase(status)
-        msg.http_version = HTTPVersion.HTTP_2_0
-        msg.response_headers = MessageHeaders._from_pairs(fields)
-        if metrics is not None:
-            metrics.response_header_bytes_received += sum(len(n) + len(v) for n, v in fields) + 10
+        _give_head(msg, status, fields)
         if status >= 200:
             return status
         informational += 1
@@ -169,6 +172,19 @@ async def _final_head(stream: H2Stream, msg: Message) -> int:
             )
         if msg._signals:
             await emit(msg, "got_informational")
+
+
+def _give_head(msg: Message, status: int, fields: list[tuple[bytes, bytes]]) -> None:
+    """Set a response head (1xx or final) on the message, and its metrics."""
+    metrics = msg.metrics
+    if metrics is not None and not metrics.response_start:
+        metrics.response_start = time.monotonic()
+    msg.status = status
+    msg.reason_phrase = reason_phrase(status)
+    msg.http_version = HTTPVersion.HTTP_2_0
+    msg.response_headers = MessageHeaders._from_pairs(fields)
+    if metrics is not None:
+        metrics.response_header_bytes_received += sum(len(n) + len(v) for n, v in fields) + 10
 
 
 class _H2Body:
