@@ -489,3 +489,44 @@ async def test_unanswered_keepalive_ping_drops_the_connection(
         assert (await get(session, server.url_for("/b")))[1] == b"hello"
         assert server.accepted == 2
     await leak_check(session)
+
+
+# -- DATA frames: padding, interleaving, many per read -----------------------------
+
+
+async def test_padded_and_interleaved_data_frames(
+    tls_server_context, database, leak_check: LeakCheck
+) -> None:
+    """Padded frames count their padding against the window; frames of two streams
+    interleave; runs of small frames arrive in one read. The bodies come out exact."""
+
+    async def handler(stream: ServerStream) -> None:
+        await stream.read_body()
+        conn = stream.connection
+        sid = stream.stream_id
+        await stream.send_headers(200, [("content-length", str(64 * 3000))])
+        for index in range(64):
+            piece = bytes([65 + index % 26]) * 3000
+            conn.h2.send_data(sid, piece, pad_length=(index % 3) * 40 or None)
+            conn._wake_writer()
+            if index % 8 == 7:
+                await anyio.sleep(0.001)  # let the other stream's frames in between
+        conn.h2.end_stream(sid)
+        conn._wake_writer()
+        stream.response_ended = True
+        await conn.flush()
+
+    expected = b"".join(bytes([65 + i % 26]) * 3000 for i in range(64))
+    async with h2(handler, tls_server_context, database) as (server, session):
+        bodies: list[bytes] = []
+
+        async def one(path: str) -> None:
+            bodies.append((await get(session, server.url_for(path)))[1])
+
+        async with anyio.create_task_group() as group:
+            for path in ("/a", "/b", "/c"):
+                group.start_soon(one, path)
+        assert bodies == [expected] * 3
+        assert server.accepted == 1
+        assert session.statistics().streams == 0
+    await leak_check(session)

@@ -22,6 +22,7 @@ gets several frames per call.
 from __future__ import annotations
 
 import ssl
+import struct
 from typing import Any
 
 import h2.config
@@ -49,6 +50,8 @@ STREAM_WINDOW = 6 * 1024 * 1024
 #: The largest frame we accept (RFC 9113 §6.5.2: 16 KiB unless we say more).
 MAX_FRAME_SIZE = 64 * 1024
 _INITIAL_WINDOW = 65535
+#: A frame header (RFC 9113 §4.1): 24-bit length, type, flags, 31-bit stream id.
+_FRAME_HEADER = struct.Struct(">HBBBL")
 
 _Settings = h2.settings.SettingCodes
 
@@ -66,13 +69,94 @@ class _QuietDataFrame(hyperframe.frame.DataFrame):
 
 
 class _FrameBuffer(h2.frame_buffer.FrameBuffer):
-    """h2's frame parser, handing out DATA frames as :class:`_QuietDataFrame`."""
+    """h2's frame parser, handing out DATA frames as :class:`_QuietDataFrame`.
+
+    Consecutive unpadded DATA frames of one stream, already received, are
+    handed out as one: h2 does the same flow-control accounting and length
+    checks on their sum (each frame's size was checked against our limit as
+    it was parsed), but its per-frame work, a third of a download's CPU, is
+    done once per read instead of once per 16 KiB. Merging stops at a frame
+    with END_STREAM, at padding and at any other frame, which waits for the
+    next call: the order of frames is never changed.
+
+    The frames after the first are read straight from h2's buffer (its
+    ``_data``) when they are complete DATA frames of the same stream within
+    our frame size limit, outside a header block: the 9-byte frame header
+    of RFC 9113 §4.1 needs no frame object. Anything else goes through h2's
+    parser, which checks it.
+    """
+
+    def __init__(self, server: bool = False) -> None:
+        super().__init__(server=server)
+        self._held: Any = None
+        # h2's buffer and header-block state, if they are where 4.x keeps them.
+        self._direct = isinstance(getattr(self, "_data", None), bytearray) and isinstance(
+            getattr(self, "_headers_buffer", None), list
+        )
+
+    def _next_data(self, stream_id: int) -> tuple[bytes, bool] | None:
+        """The payload and END_STREAM of the next frame, if a plain DATA frame of ``stream_id``."""
+        data: bytearray = self._data
+        if len(data) < 9 or self._headers_buffer:
+            return None
+        high, low, kind, flags, sid = _FRAME_HEADER.unpack_from(data)
+        length = high << 8 | low
+        if (
+            kind != 0x0  # DATA
+            or sid & 0x7FFFFFFF != stream_id
+            or flags & 0x8  # PADDED
+            or length > self.max_frame_size
+            or len(data) < 9 + length
+        ):
+            return None
+        payload = bytes(data[9 : 9 + length])
+        del data[: 9 + length]
+        return payload, bool(flags & 0x1)  # END_STREAM
 
     def __next__(self) -> Any:
-        frame = super().__next__()
-        if type(frame) is hyperframe.frame.DataFrame:
+        frame = self._held
+        if frame is None:
+            frame = super().__next__()
+        else:
+            self._held = None
+        if type(frame) is not hyperframe.frame.DataFrame:
+            return frame
+        flags = frame.flags
+        if "PADDED" in flags or "END_STREAM" in flags:
             frame.__class__ = _QuietDataFrame
-        return frame
+            return frame
+        pieces = [frame.data]
+        end = False
+        while True:
+            if self._direct:
+                taken = self._next_data(frame.stream_id)
+                if taken is not None:
+                    pieces.append(taken[0])
+                    if taken[1]:
+                        end = True
+                        break
+                    continue
+            try:
+                more = super().__next__()
+            except StopIteration:
+                break
+            if (
+                type(more) is not hyperframe.frame.DataFrame
+                or more.stream_id != frame.stream_id
+                or "PADDED" in more.flags
+            ):
+                self._held = more
+                break
+            pieces.append(more.data)
+            if "END_STREAM" in more.flags:
+                end = True
+                break
+        merged = _QuietDataFrame(
+            frame.stream_id,
+            data=b"".join(pieces) if len(pieces) > 1 else pieces[0],
+            flags=("END_STREAM",) if end else (),
+        )
+        return merged
 
 
 class _Stream(h2.stream.H2Stream):
