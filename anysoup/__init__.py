@@ -40,6 +40,7 @@ from ._model.enums import MessagePriority as MessagePriority
 from ._model.enums import NetworkEvent as NetworkEvent
 from ._model.enums import SessionErrorCode as SessionErrorCode
 from ._model.enums import SpliceFlags as SpliceFlags
+from ._model.enums import TLDErrorCode as TLDErrorCode
 from ._model.enums import TlsCertificateFlags as TlsCertificateFlags
 from ._model.enums import WebsocketCloseCode as WebsocketCloseCode
 from ._model.enums import WebsocketDataType as WebsocketDataType
@@ -58,6 +59,7 @@ from ._model.exceptions import RedirectNoLocation as RedirectNoLocation
 from ._model.exceptions import RequestCancelled as RequestCancelled
 from ._model.exceptions import SessionError as SessionError
 from ._model.exceptions import TimeoutError as TimeoutError
+from ._model.exceptions import TLDError as TLDError
 from ._model.exceptions import TlsError as TlsError
 from ._model.exceptions import TooManyRedirects as TooManyRedirects
 from ._model.exceptions import TooManyRestarts as TooManyRestarts
@@ -68,6 +70,8 @@ from ._model.message import Message as Message
 from ._model.message import MessageMetrics as MessageMetrics
 from ._model.multipart import Multipart as Multipart
 from ._model.signals import Signal as Signal
+from ._model.tld import tld_domain_is_public_suffix as tld_domain_is_public_suffix
+from ._model.tld import tld_get_base_domain as tld_get_base_domain
 from ._model.websocket_extension import WebsocketExtension as WebsocketExtension
 from ._pool.state_policy import PoolStatistics as PoolStatistics
 from ._session.session import DEFAULT as DEFAULT
@@ -141,6 +145,7 @@ __all__ = [
     "NetworkEvent",
     "SessionErrorCode",
     "SpliceFlags",
+    "TLDErrorCode",
     "TlsCertificateFlags",
     "WebsocketCloseCode",
     "WebsocketDataType",
@@ -165,6 +170,10 @@ __all__ = [
     "RequestCancelled",
     "WebsocketError",
     "WebsocketClosed",
+    "TLDError",
+    # public suffixes
+    "tld_get_base_domain",
+    "tld_domain_is_public_suffix",
 ]
 
 for _name in __all__:
