@@ -69,6 +69,7 @@ from ._model.headers import MessageHeaders as MessageHeaders
 from ._model.message import Message as Message
 from ._model.message import MessageMetrics as MessageMetrics
 from ._model.multipart import Multipart as Multipart
+from ._model.multipart_stream import MultipartInputStream as MultipartInputStream
 from ._model.signals import Signal as Signal
 from ._model.tld import tld_domain_is_public_suffix as tld_domain_is_public_suffix
 from ._model.tld import tld_get_base_domain as tld_get_base_domain
@@ -96,6 +97,7 @@ __all__ = [
     "MessageHeaders",
     "MessageMetrics",
     "Multipart",
+    "MultipartInputStream",
     "InputStream",
     "RequestBody",
     "Cancellable",
