@@ -42,6 +42,7 @@ from ._model.enums import SessionErrorCode as SessionErrorCode
 from ._model.enums import SpliceFlags as SpliceFlags
 from ._model.enums import TLDErrorCode as TLDErrorCode
 from ._model.enums import TlsCertificateFlags as TlsCertificateFlags
+from ._model.enums import TlsPasswordFlags as TlsPasswordFlags
 from ._model.enums import WebsocketCloseCode as WebsocketCloseCode
 from ._model.enums import WebsocketDataType as WebsocketDataType
 from ._model.enums import WebsocketErrorCode as WebsocketErrorCode
@@ -73,6 +74,7 @@ from ._model.multipart_stream import MultipartInputStream as MultipartInputStrea
 from ._model.signals import Signal as Signal
 from ._model.tld import tld_domain_is_public_suffix as tld_domain_is_public_suffix
 from ._model.tld import tld_get_base_domain as tld_get_base_domain
+from ._model.tls_password import TlsPassword as TlsPassword
 from ._model.websocket_extension import WebsocketExtension as WebsocketExtension
 from ._pool.state_policy import PoolStatistics as PoolStatistics
 from ._session.session import DEFAULT as DEFAULT
@@ -140,6 +142,7 @@ __all__ = [
     "TlsDatabase",
     "TlsCertificate",
     "TlsInteraction",
+    "TlsPassword",
     # enumerations
     "HTTPVersion",
     "MessageFlags",
@@ -149,6 +152,7 @@ __all__ = [
     "SpliceFlags",
     "TLDErrorCode",
     "TlsCertificateFlags",
+    "TlsPasswordFlags",
     "WebsocketCloseCode",
     "WebsocketDataType",
     "WebsocketErrorCode",

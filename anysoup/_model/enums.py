@@ -97,6 +97,19 @@ class SessionErrorCode(enum.Enum):
     MESSAGE_ALREADY_IN_QUEUE = "message-already-in-queue"
 
 
+class TlsPasswordFlags(enum.Flag):
+    """What a password request says about the attempt (GLib's ``GTlsPasswordFlags``)."""
+
+    #: The first attempt.
+    NONE = 0
+    #: The password given before was wrong.
+    RETRY = enum.auto()
+    #: Several wrong passwords were given already.
+    MANY_TRIES = enum.auto()
+    #: The last attempt: another wrong password fails the request.
+    FINAL_TRY = enum.auto()
+
+
 class TLDErrorCode(enum.Enum):
     """The code carried by :class:`anysoup.TLDError` (libsoup's ``SoupTLDError``)."""
 

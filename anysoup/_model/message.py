@@ -173,6 +173,12 @@ class Message:
         "call :meth:`set_tls_client_certificate` and return True to send the request "
         "again on a connection that presents it."
     )
+    request_certificate_password: SignalDescriptor[Message] = SignalDescriptor(
+        "``(msg, password) -> bool``: the client certificate's private key is encrypted; "
+        "call ``password.set_value(...)`` on the :class:`anysoup.TlsPassword` and return "
+        "True (a coroutine handler may await first). Not asked when the session's "
+        "``tls_interaction`` gave the password."
+    )
     content_sniffed: SignalDescriptor[Message] = SignalDescriptor(
         "``(msg, content_type, params)``: the content type was sniffed."
     )
