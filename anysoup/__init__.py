@@ -40,7 +40,9 @@ from ._model.enums import MessagePriority as MessagePriority
 from ._model.enums import NetworkEvent as NetworkEvent
 from ._model.enums import SessionErrorCode as SessionErrorCode
 from ._model.enums import SpliceFlags as SpliceFlags
+from ._model.enums import TLDErrorCode as TLDErrorCode
 from ._model.enums import TlsCertificateFlags as TlsCertificateFlags
+from ._model.enums import TlsPasswordFlags as TlsPasswordFlags
 from ._model.enums import WebsocketCloseCode as WebsocketCloseCode
 from ._model.enums import WebsocketDataType as WebsocketDataType
 from ._model.enums import WebsocketErrorCode as WebsocketErrorCode
@@ -58,6 +60,7 @@ from ._model.exceptions import RedirectNoLocation as RedirectNoLocation
 from ._model.exceptions import RequestCancelled as RequestCancelled
 from ._model.exceptions import SessionError as SessionError
 from ._model.exceptions import TimeoutError as TimeoutError
+from ._model.exceptions import TLDError as TLDError
 from ._model.exceptions import TlsError as TlsError
 from ._model.exceptions import TooManyRedirects as TooManyRedirects
 from ._model.exceptions import TooManyRestarts as TooManyRestarts
@@ -67,7 +70,11 @@ from ._model.headers import MessageHeaders as MessageHeaders
 from ._model.message import Message as Message
 from ._model.message import MessageMetrics as MessageMetrics
 from ._model.multipart import Multipart as Multipart
+from ._model.multipart_stream import MultipartInputStream as MultipartInputStream
 from ._model.signals import Signal as Signal
+from ._model.tld import tld_domain_is_public_suffix as tld_domain_is_public_suffix
+from ._model.tld import tld_get_base_domain as tld_get_base_domain
+from ._model.tls_password import TlsPassword as TlsPassword
 from ._model.websocket_extension import WebsocketExtension as WebsocketExtension
 from ._pool.state_policy import PoolStatistics as PoolStatistics
 from ._session.session import DEFAULT as DEFAULT
@@ -92,6 +99,7 @@ __all__ = [
     "MessageHeaders",
     "MessageMetrics",
     "Multipart",
+    "MultipartInputStream",
     "InputStream",
     "RequestBody",
     "Cancellable",
@@ -134,6 +142,7 @@ __all__ = [
     "TlsDatabase",
     "TlsCertificate",
     "TlsInteraction",
+    "TlsPassword",
     # enumerations
     "HTTPVersion",
     "MessageFlags",
@@ -141,7 +150,9 @@ __all__ = [
     "NetworkEvent",
     "SessionErrorCode",
     "SpliceFlags",
+    "TLDErrorCode",
     "TlsCertificateFlags",
+    "TlsPasswordFlags",
     "WebsocketCloseCode",
     "WebsocketDataType",
     "WebsocketErrorCode",
@@ -165,6 +176,10 @@ __all__ = [
     "RequestCancelled",
     "WebsocketError",
     "WebsocketClosed",
+    "TLDError",
+    # public suffixes
+    "tld_get_base_domain",
+    "tld_domain_is_public_suffix",
 ]
 
 for _name in __all__:

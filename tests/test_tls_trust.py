@@ -354,10 +354,13 @@ def test_certificate_bad_key_is_value_error(
     [serialization.PrivateFormat.TraditionalOpenSSL, serialization.PrivateFormat.PKCS8],
     ids=["traditional", "pkcs8"],
 )
-def test_certificate_encrypted_key_is_value_error(
+def test_certificate_encrypted_key_stays_locked_without_prompting(
     tls_leaf: trustme.LeafCert, key_format: serialization.PrivateFormat
 ) -> None:
-    """A key with a pass phrase is refused at once: OpenSSL must not prompt for one."""
+    """A key with a pass phrase is locked until its password: OpenSSL never prompts for one.
+
+    (The password's paths are in ``test_tls_client_password.py``.)
+    """
     key = serialization.load_pem_private_key(tls_leaf.private_key_pem.bytes(), None)
     encrypted = key.private_bytes(
         serialization.Encoding.PEM,
@@ -365,10 +368,13 @@ def test_certificate_encrypted_key_is_value_error(
         serialization.BestAvailableEncryption(b"secret"),
     )
     cert = tls_leaf.cert_chain_pems[0].bytes()
-    with pytest.raises(ValueError, match="encrypted"):
-        TlsCertificate.from_pem(cert, encrypted)
-    with pytest.raises(ValueError, match="encrypted"):
-        TlsCertificate.from_pem(cert + encrypted)
+    for locked in (
+        TlsCertificate.from_pem(cert, encrypted),
+        TlsCertificate.from_pem(cert + encrypted),
+    ):
+        assert locked.needs_password and locked.has_private_key
+        with pytest.raises(ValueError, match="encrypted"):
+            locked.load_into(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
 
 
 def test_certificate_unreadable_files_are_value_errors(

@@ -348,6 +348,16 @@ class InputStream(ByteReceiveStream):
         if source is not None:
             source.discard()
 
+    def _cut(self) -> None:
+        """End the stream where it is: unread bytes are dropped and reads see its end.
+
+        For a part of a multipart body once its reader moved on to the next
+        part (which skips the rest): not an error, and nothing to close.
+        """
+        self._source = None
+        self._buffer = b""
+        self._eof = True
+
     def set_owner(self, owner: StreamOwner, msg: Any) -> None:
         """Tell ``owner`` about ``msg`` once this stream is done (or discarded)."""
         self._owner = owner

@@ -18,9 +18,11 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 from .enums import TlsCertificateFlags
+from .tls_password import decrypt_key, is_encrypted_key
 
 if TYPE_CHECKING:
     from .message import Message
+    from .tls_password import TlsPassword
 
 __all__ = ["TlsCertificate", "TlsInteraction", "identity_flags"]
 
@@ -49,12 +51,14 @@ class TlsCertificate:
     ``cert == pinned``.
     """
 
-    __slots__ = ("_chain_pem", "_der", "_identity", "_key_pem", "_parsed")
+    __slots__ = ("_chain_pem", "_der", "_identity", "_key_pem", "_locked_key", "_parsed")
 
     def __init__(self, der: bytes, *, chain_pem: str = "", key_pem: str | None = None) -> None:
         self._der = der
         self._chain_pem = chain_pem  # the certificates after this one (PEM)
         self._key_pem = key_pem
+        # An encrypted key waiting for its password (then _key_pem is None).
+        self._locked_key: str | None = None
         self._parsed: Any = None
         #: What tells client identities apart in a pool key: certificate and key.
         self._identity = (
@@ -64,16 +68,27 @@ class TlsCertificate:
     # -- constructors ------------------------------------------------------------
 
     @classmethod
-    def from_pem(cls, cert: str | bytes, key: str | bytes | None = None) -> TlsCertificate:
+    def from_pem(
+        cls,
+        cert: str | bytes,
+        key: str | bytes | None = None,
+        *,
+        password: str | bytes | None = None,
+    ) -> TlsCertificate:
         """A certificate from PEM text: the first certificate in ``cert`` is the subject.
 
         Further certificates in ``cert`` are its chain (intermediates sent to
         the server along with it). The private key is ``key``, or else a
         ``PRIVATE KEY`` block in ``cert`` itself, as GLib reads it.
 
+        An encrypted key is decrypted with ``password``; without one the
+        certificate is locked (:attr:`needs_password`) until :meth:`unlock`,
+        or until the session asks for the password when a request first
+        needs it (``request_certificate_password``, see :doc:`tls`).
+
         Raises:
-            ValueError: No certificate, a malformed one, or a key that does not
-                belong to the certificate.
+            ValueError: No certificate, a malformed one, a key that does not
+                belong to the certificate, or a wrong ``password``.
         """
         text = _text(cert, "certificate")
         certs: list[str] = []
@@ -97,16 +112,26 @@ class TlsCertificate:
             raise ValueError(f"certificate: {exc}") from None
         self = cls(der, chain_pem="\n".join(certs[1:]), key_pem=keys[0] if keys else None)
         self._x509()  # malformed DER fails here, not later in a handshake
-        if self._key_pem is not None:
+        if self._key_pem is not None and is_encrypted_key(self._key_pem):
+            self._locked_key, self._key_pem = self._key_pem, None
+            if password is not None:
+                self.unlock(password)
+        elif self._key_pem is not None:
             # Loading proves that the key is readable and belongs to the certificate.
             self.load_into(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
         return self
 
     @classmethod
     def from_file(
-        cls, cert_file: str | os.PathLike[str], key_file: str | os.PathLike[str] | None = None
+        cls,
+        cert_file: str | os.PathLike[str],
+        key_file: str | os.PathLike[str] | None = None,
+        *,
+        password: str | bytes | None = None,
     ) -> TlsCertificate:
         """A certificate from a PEM file, with its key from ``key_file`` or the same file.
+
+        ``password`` decrypts an encrypted key, as in :meth:`from_pem`.
 
         Raises:
             ValueError: A file can't be read, or :meth:`from_pem` rejects it.
@@ -120,7 +145,7 @@ class TlsCertificate:
                 raise ValueError(f"certificate: can't read {os.fspath(path)!r}: {exc}") from None
 
         key = read(key_file) if key_file is not None else None
-        return cls.from_pem(read(cert_file), key)
+        return cls.from_pem(read(cert_file), key, password=password)
 
     # -- the certificate's fields ------------------------------------------------
 
@@ -192,7 +217,36 @@ class TlsCertificate:
     @property
     def has_private_key(self) -> bool:
         """Whether the certificate came with its private key (a client certificate)."""
-        return self._key_pem is not None
+        return self._key_pem is not None or self._locked_key is not None
+
+    @property
+    def needs_password(self) -> bool:
+        """Whether its private key is encrypted and still locked (see :meth:`unlock`)."""
+        return self._locked_key is not None
+
+    def unlock(self, password: str | bytes) -> None:
+        """Decrypt the encrypted private key with ``password``; it stays unlocked.
+
+        Nothing happens if the key is not locked.
+
+        Raises:
+            ValueError: The password is wrong, or the key does not belong to
+                the certificate.
+        """
+        locked = self._locked_key
+        if locked is None:
+            return
+        secret = password.encode("utf-8") if isinstance(password, str) else bytes(password)
+        try:
+            key_pem = decrypt_key(locked, secret)
+        except ValueError as exc:
+            raise ValueError(f"certificate {self._short()}: {exc}") from None
+        self._key_pem, self._locked_key = key_pem, None
+        try:
+            self.load_into(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))  # the key is its own
+        except ValueError:
+            self._key_pem, self._locked_key = None, locked
+            raise
 
     def get_subject_name(self) -> str:
         """Alias of :attr:`subject_name` (libsoup's accessor)."""
@@ -233,6 +287,10 @@ class TlsCertificate:
         Raises:
             ValueError: The certificate has no private key, or OpenSSL rejects them.
         """
+        if self._locked_key is not None:
+            raise ValueError(
+                f"certificate {self._short()}: its private key is encrypted; unlock() it first"
+            )
         if self._key_pem is None:
             raise ValueError(
                 f"certificate {self._short()}: a client certificate needs its private key"
@@ -242,8 +300,8 @@ class TlsCertificate:
         def no_pass_phrase() -> bytes:
             # Without a callback OpenSSL would prompt on the terminal for one.
             raise ValueError(
-                f"certificate {self._short()}: the private key is encrypted "
-                "(keys with a pass phrase are not supported)"
+                f"certificate {self._short()}: the private key is encrypted (give its "
+                "password to TlsCertificate, or answer request_certificate_password)"
             )
 
         import tempfile  # only for client certificates: not paid by every program
@@ -351,6 +409,17 @@ class TlsInteraction:
         the same one. The default returns :attr:`certificate`.
         """
         return self._certificate
+
+    async def ask_password(self, password: TlsPassword) -> bool:
+        """Fill in ``password`` for an encrypted client key; return whether it was given.
+
+        GLib's ``g_tls_interaction_ask_password``. Asked when a request needs
+        a certificate whose key is locked, before the message's
+        ``request_certificate_password`` signal; again with
+        ``TlsPasswordFlags.RETRY`` after a wrong one. The default returns
+        False (not handled).
+        """
+        return False
 
     def __repr__(self) -> str:
         return f"<anysoup.TlsInteraction {self._certificate!r}>"

@@ -97,6 +97,34 @@ class SessionErrorCode(enum.Enum):
     MESSAGE_ALREADY_IN_QUEUE = "message-already-in-queue"
 
 
+class TlsPasswordFlags(enum.Flag):
+    """What a password request says about the attempt (GLib's ``GTlsPasswordFlags``)."""
+
+    #: The first attempt.
+    NONE = 0
+    #: The password given before was wrong.
+    RETRY = enum.auto()
+    #: Several wrong passwords were given already.
+    MANY_TRIES = enum.auto()
+    #: The last attempt: another wrong password fails the request.
+    FINAL_TRY = enum.auto()
+
+
+class TLDErrorCode(enum.Enum):
+    """The code carried by :class:`anysoup.TLDError` (libsoup's ``SoupTLDError``)."""
+
+    #: The host name is not valid (a leading dot, an empty label, a bad character).
+    INVALID_HOSTNAME = "invalid-hostname"
+    #: The "host name" is an IP address, which has no base domain.
+    IS_IP_ADDRESS = "is-ip-address"
+    #: The host name is itself a public suffix (``co.uk``): no label is left.
+    NOT_ENOUGH_DOMAINS = "not-enough-domains"
+    #: The host name ends in no listed public suffix (``printer.lan``).
+    NO_BASE_DOMAIN = "no-base-domain"
+    #: The public suffix list could not be loaded.
+    NO_PSL_DATA = "no-psl-data"
+
+
 class TlsCertificateFlags(enum.Flag):
     """Why a peer certificate failed validation (GLib's ``GTlsCertificateFlags``)."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING
 
-from .enums import SessionErrorCode, TlsCertificateFlags, WebsocketErrorCode
+from .enums import SessionErrorCode, TLDErrorCode, TlsCertificateFlags, WebsocketErrorCode
 
 if TYPE_CHECKING:
     from .message import Message
@@ -28,6 +28,7 @@ __all__ = [
     "RedirectNoLocation",
     "RequestCancelled",
     "SessionError",
+    "TLDError",
     "TimeoutError",
     "TlsError",
     "TooManyRedirects",
@@ -182,6 +183,19 @@ class TlsError(Error):
         self.errors = errors
         # Set when the server asked for a client certificate none was given for.
         self._wants_client_certificate = False
+
+
+class TLDError(Error, ValueError):
+    """A host name has no base domain; ``code`` tells why (libsoup's ``SOUP_TLD_ERROR``).
+
+    Raised by :func:`anysoup.tld_get_base_domain`. It is a :class:`ValueError`
+    too: the host name given was not one the public suffix list can answer for.
+    """
+
+    def __init__(self, text: str, *, code: TLDErrorCode) -> None:
+        super().__init__(text)
+        #: Why: a :class:`anysoup.TLDErrorCode`.
+        self.code = code
 
 
 class RequestCancelled(Error):

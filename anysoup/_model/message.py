@@ -13,7 +13,7 @@ from yarl import URL
 from .body import RequestBody, RequestBodySource
 from .enums import HTTPVersion, MessageFlags, MessagePriority, TlsCertificateFlags
 from .headers import MessageHeaders
-from .signals import Signal, SignalDescriptor
+from .signals import Handler, Signal, SignalDescriptor
 from .uri import parse_uri
 
 if TYPE_CHECKING:
@@ -91,6 +91,7 @@ class Message:
         "__weakref__",
         "_auth_state",
         "_body",
+        "_connection_id",
         "_connection_note",
         "_connection_owner",
         "_disabled",
@@ -172,6 +173,12 @@ class Message:
         "call :meth:`set_tls_client_certificate` and return True to send the request "
         "again on a connection that presents it."
     )
+    request_certificate_password: SignalDescriptor[Message] = SignalDescriptor(
+        "``(msg, password) -> bool``: the client certificate's private key is encrypted; "
+        "call ``password.set_value(...)`` on the :class:`anysoup.TlsPassword` and return "
+        "True (a coroutine handler may await first). Not asked when the session's "
+        "``tls_interaction`` gave the password."
+    )
     content_sniffed: SignalDescriptor[Message] = SignalDescriptor(
         "``(msg, content_type, params)``: the content type was sniffed."
     )
@@ -247,6 +254,7 @@ class Message:
         self._switched: Any = None
         self._queued = False
         self._options_ping = False
+        self._connection_id = 0
         self._restarts = 0
         # The auth manager's bookkeeping for this message (its auths, what it set).
         self._auth_state: object = None
@@ -314,6 +322,30 @@ class Message:
         msg = cls("OPTIONS", base_uri)
         msg._options_ping = True
         return msg
+
+    @property
+    def is_options_ping(self) -> bool:
+        """Whether the message is an ``OPTIONS *`` ping (libsoup's ``is-options-ping``).
+
+        The request target is then ``*`` and the URI's path and query are not
+        sent. Setting it to True also sets :attr:`method` to ``OPTIONS``
+        (libsoup); setting it back to False leaves the method alone.
+        """
+        return self._options_ping
+
+    @is_options_ping.setter
+    def is_options_ping(self, value: bool) -> None:
+        self._options_ping = bool(value)
+        if value:
+            self.method = "OPTIONS"
+
+    def get_is_options_ping(self) -> bool:
+        """Alias of :attr:`is_options_ping`."""
+        return self._options_ping
+
+    def set_is_options_ping(self, value: bool) -> None:
+        """Set :attr:`is_options_ping`."""
+        self.is_options_ping = value
 
     # -- request body --------------------------------------------------------
 
@@ -496,6 +528,96 @@ class Message:
         """Set :attr:`is_top_level_navigation`."""
         self.is_top_level_navigation = value
 
+    @property
+    def connection_id(self) -> int:
+        """The id of the connection of the latest exchange; 0 before one (libsoup's).
+
+        Ids count up from 1 and are unique within the process, so two
+        messages with the same id went over the same connection (the
+        ``connection`` argument of ``network_event`` carries it as ``id``).
+        It changes when a re-send (redirect, auth) takes another connection.
+        """
+        return self._connection_id
+
+    def get_connection_id(self) -> int:
+        """Alias of :attr:`connection_id`."""
+        return self._connection_id
+
+    def is_keepalive(self) -> bool:
+        """Whether the response lets its connection carry further requests.
+
+        libsoup's rule, from the headers: an HTTP/1.1 exchange is persistent
+        unless either side sent ``Connection: close``; an HTTP/1.0 response
+        only with ``Connection: keep-alive``; a body delimited by the end of
+        the connection never is; a 200 to ``CONNECT`` always is. HTTP/2
+        gives False, as in libsoup: its connection is shared by streams and
+        this question does not apply.
+        """
+        if self.http_version is HTTPVersion.HTTP_2_0:
+            return False
+        if self.status == 200 and self.method == "CONNECT":
+            return True
+        response = self.response_headers
+        if _ends_at_eof(self):
+            return False
+        if self.http_version is HTTPVersion.HTTP_1_0:
+            return response.header_contains("Connection", "keep-alive")
+        return not (
+            self.request_headers.header_contains("Connection", "close")
+            or response.header_contains("Connection", "close")
+        )
+
+    # -- handlers that filter (libsoup's add_header_handler, add_status_code_handler)
+
+    def add_header_handler(self, signal: str, header: str, callback: Handler) -> int:
+        """Connect ``callback`` to ``signal``, called only when the response has ``header``.
+
+        The handler gets the signal's arguments, as a plain ``connect`` gives
+        them; it may be a coroutine function. Disconnect it with the
+        signal's ``disconnect`` and the returned id.
+
+        Args:
+            signal: A message signal's name, such as ``"got_headers"`` (libsoup's
+                ``"got-headers"`` works too).
+            header: The response header that must be present.
+            callback: The handler.
+
+        Raises:
+            ValueError: The message has no such signal.
+        """
+
+        def filtered(msg: Message, *args: Any) -> Any:
+            if header in msg.response_headers:
+                return callback(msg, *args)
+            return None
+
+        return self._signal(signal).connect(filtered)
+
+    def add_status_code_handler(self, signal: str, status_code: int, callback: Handler) -> int:
+        """Connect ``callback`` to ``signal``, called only when :attr:`status` is ``status_code``.
+
+        As :meth:`add_header_handler`; the signal must come after the status
+        is known (``got_informational``, ``got_headers``, ``got_body``,
+        ``finished``...), not a ``wrote_*`` one.
+
+        Raises:
+            ValueError: The message has no such signal.
+        """
+
+        def filtered(msg: Message, *args: Any) -> Any:
+            if msg.status == status_code:
+                return callback(msg, *args)
+            return None
+
+        return self._signal(signal).connect(filtered)
+
+    def _signal(self, name: str) -> Signal:
+        descriptor = getattr(type(self), name.replace("-", "_"), None)
+        if isinstance(descriptor, SignalDescriptor):
+            signal: Signal = descriptor.__get__(self, type(self))
+            return signal
+        raise ValueError(f"signal {name!r}: a Message has no such signal")
+
     def get_force_http1(self) -> bool:
         """Alias of :attr:`force_http1`."""
         return self.force_http1
@@ -507,3 +629,13 @@ class Message:
     def __repr__(self) -> str:
         status = f" {self.status} {self.reason_phrase}".rstrip() if self.status else ""
         return f"<anysoup.Message {self.method} {str(self.uri)!r}{status}>"
+
+
+def _ends_at_eof(msg: Message) -> bool:
+    """Whether ``msg``'s response body is delimited by the end of the connection."""
+    if msg.method == "HEAD" or msg.status < 200 or msg.status in (204, 304):
+        return False
+    headers = msg.response_headers
+    if headers.header_contains("Transfer-Encoding", "chunked"):
+        return False
+    return headers.get_content_length() is None

@@ -110,6 +110,64 @@ class Multipart:
     def __repr__(self) -> str:
         return f"<Multipart {self._mime_type} with {len(self._parts)} parts>"
 
+    @classmethod
+    def new_from_message(cls, headers: MessageHeaders, body: bytes) -> Multipart | None:
+        """Parse a whole ``multipart/*`` body (libsoup's ``soup_multipart_new_from_message``).
+
+        For a response read into memory: ``Multipart.new_from_message(
+        msg.response_headers, await session.send_and_read(msg))``. To read
+        the parts as they arrive (a large body, ``multipart/x-mixed-replace``),
+        use :class:`~anysoup.MultipartInputStream` instead.
+
+        Args:
+            headers: The message's headers: ``Content-Type`` gives the type
+                and the boundary.
+            body: The whole body.
+
+        Returns:
+            The parts, with the body's type and boundary; None (as libsoup's
+            NULL) when ``headers`` do not describe a multipart body with a
+            boundary, or the body is not one (no delimiter, a truncated
+            part). The preamble and epilogue are dropped.
+        """
+        from .exceptions import ParsingError
+        from .multipart_parse import (
+            END,
+            NEED_DATA,
+            MultipartScanner,
+            PartData,
+            PartStart,
+            boundary_of,
+        )
+
+        found = boundary_of(headers)
+        if found is None:
+            return None
+        mime_type, boundary = found
+        scanner = MultipartScanner(boundary, max_header_size=len(body) + 1)
+        scanner.feed(body)
+        scanner.feed_eof()
+        parts: list[tuple[MessageHeaders, bytes]] = []
+        pieces: list[bytes] = []
+        try:
+            while (event := scanner.next_event()) is not END:
+                if event is NEED_DATA:  # not after the end was fed; never loop
+                    return None
+                if isinstance(event, PartStart):
+                    pieces = []
+                    parts.append((event.headers, b""))
+                elif isinstance(event, PartData):
+                    pieces.append(event.data)
+                else:  # PART_END
+                    parts[-1] = (parts[-1][0], b"".join(pieces))
+        except ParsingError:
+            return None
+        if not parts:
+            return None
+        self = cls.__new__(cls)
+        self._mime_type, self._boundary, self._parts = mime_type, boundary, parts
+        return self
+
     @property
     def mime_type(self) -> str:
         """The body's type, such as ``multipart/form-data``."""

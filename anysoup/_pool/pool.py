@@ -10,6 +10,7 @@ tasks only borrow connections (see ``docs/design.rst``).
 from __future__ import annotations
 
 import builtins
+import itertools
 import select
 import time
 import weakref
@@ -46,6 +47,8 @@ SWEEP_INTERVAL = 1.0
 GOODBYE_SECONDS = 0.1
 #: The peer shut its side (Linux); 0 where poll() can't report it apart from data.
 _POLLRDHUP = getattr(select, "POLLRDHUP", 0)
+#: Connection ids: one count for the process, as libsoup's.
+_connection_ids = itertools.count(1)
 
 
 class Connection(ConnectionRecord):
@@ -65,6 +68,7 @@ class Connection(ConnectionRecord):
         "finished",
         "http",
         "http2",
+        "id",
         "log",
         "peer",
         "peer_certificate",
@@ -76,6 +80,8 @@ class Connection(ConnectionRecord):
 
     def __init__(self, key: Hashable, plan: ConnectPlan, pool: Pool) -> None:
         super().__init__(key)
+        #: Unique in the process, from 1 (libsoup's connection id; ``msg.connection_id``).
+        self.id = next(_connection_ids)
         self.plan = plan
         self._pool = pool
         # Made here, entered by run(): a close() before the task starts still counts.
@@ -230,7 +236,7 @@ class Connection(ConnectionRecord):
         return False
 
     def __repr__(self) -> str:
-        return f"<anysoup.Connection {self.plan.label} {self.state.value}>"
+        return f"<anysoup.Connection #{self.id} {self.plan.label} {self.state.value}>"
 
 
 class Pool:

@@ -40,6 +40,7 @@ from .._transport.proxy_resolver_policy import (
 from .._transport.tls import TlsDatabase
 from .._version import __version__
 from .chain import build_chain
+from .client_password import unlock_certificate
 from .core import http1_only, send_message
 from .locale_policy import user_agent_header
 from .props import DEFAULT, SessionProperties
@@ -579,6 +580,8 @@ class Session(SessionProperties):
         identity = msg._tls_client_certificate
         if identity is None and self._tls_interaction is not None:
             identity = await self._tls_interaction.request_certificate(msg)
+        if identity is not None and identity.needs_password:
+            await unlock_certificate(msg, identity, self._tls_interaction)
         # A host under an HSTS policy allows no override (RFC 6797 §12.1).
         relaxed = not msg._tls_strict and active(msg, "accept_certificate") is not None
         if identity is None and not relaxed:

@@ -40,6 +40,7 @@ async def begin_exchange(conn: Connection, msg: Message) -> str:
     if msg._signals:
         await emit(msg, "starting")
     msg.remote_address = conn.peer
+    msg._connection_id = conn.id
     msg._proxy = conn.plan.proxy
     msg._connection_note = None
     if conn.tls_version is not None:

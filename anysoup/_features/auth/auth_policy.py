@@ -108,6 +108,24 @@ class Auth(abc.ABC):
         """Give up: the 401 or 407 is the final answer."""
         self._cancelled = True
 
+    def can_authenticate(self) -> bool:
+        """Whether :meth:`authenticate` would take credentials (libsoup's ``can_authenticate``).
+
+        False once cancelled. Every anysoup scheme takes a user name and
+        password, Negotiate included (libsoup's Negotiate uses only the
+        system's credentials and says False there).
+        """
+        return not self._cancelled
+
+    def is_ready(self, msg: Message) -> bool:
+        """Whether the auth can put an ``Authorization`` on ``msg`` now (libsoup's ``is_ready``).
+
+        For most schemes that is :attr:`is_authenticated`. A connection-based
+        scheme (NTLM, Negotiate) is also ready while a handshake of ``msg``
+        has its next leg waiting. Never after :meth:`cancel`.
+        """
+        return not self._cancelled and self.is_authenticated
+
     # -- what the auth manager calls ---------------------------------------------
 
     @classmethod

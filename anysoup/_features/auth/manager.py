@@ -252,9 +252,11 @@ class AuthManager(SessionFeature):
             auth.authenticate(*credentials)
         else:
             signal = active(msg, "authenticate")
-            if signal is not None:
+            # A scheme that takes no credentials (can_authenticate() False) is
+            # not offered to the program, as in libsoup.
+            if signal is not None and auth.can_authenticate():
                 await signal.emit_until_true(auth, previous is not None)
-        if auth.is_cancelled or not auth.is_authenticated:
+        if not auth.is_ready(msg):
             return None
         return auth
 
@@ -271,7 +273,7 @@ class AuthManager(SessionFeature):
     def _prepare(self, msg: Message) -> Auth | None:
         """Before the first attempt: credentials of a known space go along unasked."""
         auth = self._lookup(msg.uri)
-        if auth is None or not auth.is_authenticated:
+        if auth is None or not auth.is_ready(msg):
             return None
         if auth.connection_based:
             msg._connection_owner = auth  # its connection is already authenticated

@@ -214,6 +214,13 @@ class _SpnegoAuth(Auth):
         super().cancel()
         self._handshakes.clear()
 
+    def is_ready(self, msg: Message) -> bool:
+        """Whether a leg can go on ``msg``: the next one of its handshake, or a first one."""
+        if self._cancelled:
+            return False
+        handshake = self._handshakes.get(msg)
+        return (handshake is not None and handshake.pending is not None) or self.is_authenticated
+
     # -- what the auth manager calls ---------------------------------------------
 
     def get_authorization(self, msg: Message) -> str:

@@ -23,13 +23,14 @@ public suffix check (curl CVE-2014-3620, CVE-2022-27779, CVE-2023-46218).
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 from datetime import datetime, timedelta, timezone
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from yarl import URL
+
+from ..._model.tld import public_suffix_list
 
 __all__ = [
     "MAX_AGE_CAP",
@@ -200,11 +201,9 @@ def normalise_domain(text: str) -> str | None:
     return encoded if _NAME_RE.fullmatch(encoded) else None
 
 
-@functools.cache
-def _psl() -> object:
-    from publicsuffixlist import PublicSuffixList
-
-    return PublicSuffixList()
+def _psl() -> Any:
+    # One list for the process, shared with anysoup.tld_get_base_domain.
+    return public_suffix_list()
 
 
 def is_public_suffix(domain: str) -> bool:
@@ -216,14 +215,14 @@ def is_public_suffix(domain: str) -> bool:
     """
     if is_ip(domain):
         return False
-    return bool(_psl().is_public(domain))  # type: ignore[attr-defined]
+    return bool(_psl().is_public(domain))
 
 
 def base_domain(host: str) -> str:
     """The registrable domain (eTLD+1) of ``host``; the host itself for IPs and suffixes."""
     if is_ip(host):
         return host
-    base = _psl().privatesuffix(host)  # type: ignore[attr-defined]
+    base = _psl().privatesuffix(host)
     return str(base) if base else host
 
 
