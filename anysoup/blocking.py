@@ -48,6 +48,8 @@ _ON_LOOP = frozenset(
     | {"add_feature", "add_feature_by_type", "remove_feature", "remove_feature_by_type"}
 )
 _BACKENDS = ("asyncio", "trio")
+# Reprs, tracebacks and docs say anysoup.blocking.X.
+ResponseBody.__module__ = WebsocketConnection.__module__ = __name__
 _COUNT = iter(range(1, 1 << 62))
 
 

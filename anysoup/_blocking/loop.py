@@ -8,14 +8,20 @@ A :class:`LoopThread` runs one event loop (asyncio or trio, through
 session) open and, inside it, a task group for the calls other threads make.
 A call goes to the loop in one hop: the calling thread schedules a callback
 with the loop's token (``run_sync_soon``, anyio's thread-safe "call soon"),
-the callback starts a task in the calls' task group, and the task's outcome
-goes back through a :class:`concurrent.futures.Future` the caller waits on.
-So a call costs two thread wake-ups, the least a thread hop can cost
-(anyio's ``BlockingPortal.start_task_soon`` waits for the task to start
-first, a second round trip).
+the callback queues the call for a worker task, and the outcome goes back
+through a :class:`concurrent.futures.Future` the caller waits on. So a call
+costs two thread wake-ups, the least a thread hop can cost (anyio's
+``BlockingPortal.start_task_soon`` waits for the task to start first, a
+second round trip). Worker tasks wait for calls in the calls' task group,
+each call in a cancel scope of its own; one is started only when every
+worker is busy, because starting a task costs more than the rest of the
+hop. A plain function (a setting, the statistics) runs in the callback
+itself.
 
-The caller waits in slices of :data:`POLL` seconds, so a signal (Ctrl-C)
-lands in the main thread even where a plain lock wait would not take it.
+A signal (Ctrl-C) interrupts the caller's wait on POSIX; on Windows the
+caller waits in slices of :data:`POLL` seconds so that it lands all the
+same. Calls that may be left behind when the loop ends (queued in the very
+moment it stops) are failed when it has ended: no caller waits forever.
 When the wait is interrupted, the call's task is cancelled and the caller
 waits (a bounded time) for it to end, so the pool's bookkeeping and any
 body stream are settled before ``KeyboardInterrupt`` goes on.
@@ -32,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import math
 import sys
 import threading
 import weakref
@@ -42,6 +49,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._model.exceptions import RequestCancelled
 
@@ -49,15 +57,22 @@ __all__ = ["POLL", "LoopThread", "check_not_async"]
 
 T = TypeVar("T")
 
-#: How long the calling thread waits before looking again (for signals, and
-#: for a loop that ended under it).
-POLL = 0.5
+#: How long the calling thread waits before looking again, where a signal
+#: can't interrupt a lock wait (Windows). On POSIX it does, and a wait with
+#: no timeout is cheaper.
+POLL = 0.5 if sys.platform == "win32" else None
 #: How long an interrupted call may take to finish cancelling.
 CANCEL_GRACE = 5.0
 #: How long the atexit hook waits for all loops still running to stop.
 EXIT_GRACE = 2.0
 
 _running: weakref.WeakSet[LoopThread] = weakref.WeakSet()
+
+_OWN_THREAD = (
+    "a blocking anysoup call from the session's own event loop thread (a signal "
+    "handler?) would wait for itself; handlers get the async session: await its "
+    "methods there"
+)
 
 
 def check_not_async(what: str) -> None:
@@ -121,6 +136,13 @@ class LoopThread:
     ) -> None:
         self._token: anyio.lowlevel.EventLoopToken | None = None
         self._calls: TaskGroup | None = None
+        self._jobs: MemoryObjectSendStream[_Job] | None = None
+        self._receive: MemoryObjectReceiveStream[_Job]
+        # Worker tasks waiting for a call, and not yet promised to one.
+        self._idle = 0
+        # The futures callers wait on, failed if the loop ends without them.
+        self._pending: set[concurrent.futures.Future[Any]] = set()
+        self._ended = False
         self._stop: anyio.Event | None = None
         self._stopping = False
         self._started: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -145,24 +167,56 @@ class LoopThread:
             else:
                 raise
         finally:
-            self._calls = None
+            self._calls = self._jobs = None
+            self._ended = True
+            for future in list(self._pending):
+                if not future.done():
+                    future.set_exception(RuntimeError("the blocking session is closed"))
 
     async def _run(self, resource: AbstractAsyncContextManager[Any]) -> None:
         self._token = anyio.lowlevel.current_token()
         self._stop = anyio.Event()
-        async with resource, anyio.create_task_group() as calls:
-            self._calls = calls
-            self._started.set_result(None)
-            await self._stop.wait()
-            self._calls = None
-            calls.cancel_scope.cancel()
+        send, receive = anyio.create_memory_object_stream[_Job](math.inf)
+        self._receive = receive
+        with send, receive:
+            async with resource, anyio.create_task_group() as calls:
+                self._calls, self._jobs = calls, send
+                self._started.set_result(None)
+                await self._stop.wait()
+                self._calls = self._jobs = None
+                calls.cancel_scope.cancel()
+            # Calls queued behind the cancelled ones never started.
+            while True:
+                try:
+                    job = receive.receive_nowait()
+                except anyio.WouldBlock:
+                    break
+                job.future.set_exception(RequestCancelled("the blocking session was closed"))
 
     def _start(self, job: _Job) -> None:
-        calls = self._calls
-        if calls is None:
+        """Queue ``job`` for a waiting worker task, or start one (on the loop thread)."""
+        calls, jobs = self._calls, self._jobs
+        if calls is None or jobs is None:
             job.future.set_exception(RuntimeError("the blocking session is closed"))
+            return
+        jobs.send_nowait(job)
+        # Each queued job has a worker promised to it: an idle one, or a new one.
+        if self._idle:
+            self._idle -= 1
         else:
-            calls.start_soon(self._run_job, job)
+            calls.start_soon(self._worker, name="anysoup blocking call")
+
+    async def _worker(self) -> None:
+        """Run calls one after another; wait for the next between them.
+
+        Workers outlive their calls because starting a task costs more than
+        the rest of a short call's hop: the session keeps as many as calls
+        ever ran at once.
+        """
+        receive = self._receive
+        while True:
+            await self._run_job(await receive.receive())
+            self._idle += 1
 
     async def _run_job(self, job: _Job) -> None:
         future = job.future
@@ -202,7 +256,7 @@ class LoopThread:
         return True
 
     def spawn(self, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        """Run ``func(*args)`` as a task on the loop without waiting (its errors dropped)."""
+        """Run ``await func(*args)`` on the loop without waiting (its errors dropped)."""
         if not self._stopping:
             self.run_soon(self._start, _Job(func, args))
 
@@ -215,11 +269,7 @@ class LoopThread:
                 cancelled (and had ended, unless it took over ``CANCEL_GRACE``).
         """
         if threading.get_ident() == self.ident:
-            raise RuntimeError(
-                "a blocking anysoup call from the session's own event loop thread "
-                "(a signal handler?) would wait for itself; handlers get the async "
-                "session: await its methods there"
-            )
+            raise RuntimeError(_OWN_THREAD)
         check_not_async("a blocking anysoup call")
         job = _Job(func, args)
         if self._stopping or not self.run_soon(self._start, job):
@@ -227,7 +277,6 @@ class LoopThread:
         future = job.future
         try:
             result: T = self._wait(future)
-            return result
         except BaseException as exc:
             if future.done() or isinstance(exc, RuntimeError):
                 raise
@@ -235,25 +284,42 @@ class LoopThread:
             self.run_soon(job.interrupt)
             concurrent.futures.wait([future], CANCEL_GRACE)
             raise
+        return result
 
     def _wait(self, future: concurrent.futures.Future[T]) -> T:
-        """The call's outcome, waited for in slices (a signal can land between them)."""
-        while True:
-            try:
-                future.exception(POLL)
-            except concurrent.futures.TimeoutError:
-                if not self._thread.is_alive() and not future.done():
-                    raise RuntimeError("the blocking session is closed") from None
-                continue
-            return future.result()
+        """The call's outcome (a signal can interrupt the wait)."""
+        pending = self._pending
+        pending.add(future)
+        try:
+            if self._ended and not future.done():
+                raise RuntimeError("the blocking session is closed")
+            while True:
+                try:
+                    future.exception(POLL)
+                except concurrent.futures.TimeoutError:
+                    continue
+                return future.result()
+        finally:
+            pending.discard(future)
 
     def call_sync(self, func: Callable[..., T], *args: Any) -> T:
-        """Run the plain function ``func(*args)`` on the loop thread; return its result."""
+        """Run the plain function ``func(*args)`` on the loop thread; return its result.
 
-        async def run() -> T:
-            return func(*args)
+        It runs in the loop's callback itself, no task: nothing to cancel.
+        """
+        if threading.get_ident() == self.ident:
+            raise RuntimeError(_OWN_THREAD)
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
-        return self.call(run)
+        def run() -> None:
+            try:
+                future.set_result(func(*args))
+            except BaseException as exc:  # the caller's to handle, not the loop's
+                future.set_exception(exc)
+
+        if self._stopping or not self.run_soon(run):
+            raise RuntimeError("the blocking session is closed")
+        return self._wait(future)
 
     def stop(self, *, wait: bool = True) -> None:
         """Cancel the calls, close the resource, end the loop (and wait for it).
