@@ -278,11 +278,18 @@ class LoopThread:
         try:
             result: T = self._wait(future)
         except BaseException as exc:
-            if future.done() or isinstance(exc, RuntimeError):
+            if isinstance(exc, RuntimeError) or (future.done() and future.exception()):
                 raise
-            # Interrupted (Ctrl-C) while the call runs: cancel it, let it end.
-            self.run_soon(job.interrupt)
-            concurrent.futures.wait([future], CANCEL_GRACE)
+            if not future.done():
+                # Interrupted (Ctrl-C) while the call runs: cancel it, let it end.
+                self.run_soon(job.interrupt)
+                concurrent.futures.wait([future], CANCEL_GRACE)
+            if future.done() and not future.exception():
+                # It had succeeded, the result unseen: a body stream or a
+                # WebSocket nobody will close is closed on the loop, now.
+                close = getattr(future.result(), "aclose", None)
+                if close is not None:
+                    self.spawn(close)
             raise
         return result
 
