@@ -476,7 +476,7 @@ def test_cancel_from_another_thread_reading_the_body(
         assert body.read(10) == b"x" * 10
         thread = threading.Timer(0.2, cancellable.cancel)  # while the next read waits
         thread.start()
-        with pytest.raises(RequestCancelled, match="reading the response body: cancelled$"):
+        with pytest.raises(RequestCancelled, match=r"reading the response body: cancelled$"):
             body.read(10)
         body.close()
     else:
