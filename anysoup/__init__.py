@@ -1,7 +1,10 @@
 """anysoup: libsoup's Session for structured concurrency, on Trio and asyncio.
 
-Everything public is importable from here; the modules behind it are private.
+Everything public is importable from here; the modules behind it are private,
+except :mod:`anysoup.blocking` (the blocking calls), which loads on first use.
 """
+
+from typing import Any
 
 from ._drivers.websocket import WebsocketConnection as WebsocketConnection
 from ._features.auth.auth_policy import Auth as Auth
@@ -187,3 +190,12 @@ for _name in __all__:
     if isinstance(_obj, type) and _obj.__module__.startswith("anysoup."):
         _obj.__module__ = "anysoup"
 del _name, _obj
+
+
+def __getattr__(name: str) -> Any:
+    # anysoup.blocking on first use: programs that are async never load it.
+    if name == "blocking":
+        import importlib
+
+        return importlib.import_module(".blocking", __name__)
+    raise AttributeError(f"module 'anysoup' has no attribute {name!r}")

@@ -22,6 +22,11 @@ The operations, each given a full URL:
   return the number of bytes seen.
 * ``ws_echo(url)``: an async context manager that opens a WebSocket and yields
   ``echo(text) -> str``, which sends one text message and returns the next.
+* ``sync_get(url)``: a plain function doing ``get``'s work with the library's
+  blocking client, called from plain threads (the ``blocking_*`` scenarios);
+  the client is made on first use, so other scenarios don't pay for it.
+  ``requests`` and ``urllib3``, which have nothing else, are in
+  adapters_blocking.py.
 
 To add a client, write one function here and decorate it.
 """
@@ -29,7 +34,10 @@ To add a client, write one function here and decorate it.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import ssl
+import sys
+import threading
 import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -65,6 +73,7 @@ class Client:
     ws_echo: Callable[[str], AbstractAsyncContextManager[Echo]] | None = None
     #: The protocol version of every response seen, as the library gives it.
     protocols: set[object] = field(default_factory=set)
+    sync_get: Callable[[str], int] | None = None
 
 
 Opener = Callable[[Setup], AsyncIterator[Client]]
@@ -122,6 +131,48 @@ def _expect(status: int, url: str) -> None:
         raise BadResponse(f"GET {url}: status {status}")
 
 
+class Lazy:
+    """A blocking client made on first use (from any thread), closed at the end."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self.client: Any = None
+
+    def get(self) -> Any:
+        """The client, made now if it isn't yet."""
+        if self.client is None:
+            with self._lock:
+                if self.client is None:
+                    self.client = self._make()
+        return self.client
+
+    async def aclose(self) -> None:
+        """Close the client if it was made (in a worker thread: it blocks)."""
+        if self.client is not None:
+            import anyio
+
+            close = getattr(self.client, "close", None) or self.client.clear  # urllib3: clear
+            await anyio.to_thread.run_sync(close)
+
+
+def current_backend() -> str:
+    """The backend the worker runs on (the blocking session's loop runs on the same)."""
+    trio = sys.modules.get("trio")
+    return "trio" if trio is not None and trio.lowlevel.in_trio_run() else "asyncio"
+
+
+def _anysoup_options(setup: Setup) -> dict[str, Any]:
+    import anysoup
+
+    options: dict[str, Any] = {"max_conns": setup.limit, "max_conns_per_host": setup.limit}
+    if setup.ca_file:
+        options["tls_database"] = anysoup.TlsDatabase.from_file(setup.ca_file)
+        if setup.protocol != "2":
+            options["http2"] = False
+    return options
+
+
 def _anysoup_session(setup: Setup) -> Any:
     """The Session for ``setup``: its default protocols, or HTTP/1.1 only over TLS.
 
@@ -131,11 +182,7 @@ def _anysoup_session(setup: Setup) -> Any:
     """
     import anysoup
 
-    options: dict[str, Any] = {"max_conns": setup.limit, "max_conns_per_host": setup.limit}
-    if setup.ca_file:
-        options["tls_database"] = anysoup.TlsDatabase.from_file(setup.ca_file)
-        if setup.protocol != "2":
-            options["http2"] = False
+    options = _anysoup_options(setup)
     try:
         return anysoup.Session(**options)
     except TypeError as exc:
@@ -146,17 +193,36 @@ def _anysoup_session(setup: Setup) -> Any:
 
 
 @adapter(
-    "anysoup", backends=BOTH, ops=HTTP_OPS | {"h2", "ws_echo"}, dists=("anysoup", "anyio", "h2")
+    "anysoup",
+    backends=BOTH,
+    ops=HTTP_OPS | {"h2", "ws_echo", "sync_get"},
+    dists=("anysoup", "anyio", "h2"),
 )
 async def anysoup_client(setup: Setup) -> AsyncIterator[Client]:
     """anysoup.Session(max_conns=limit, max_conns_per_host=limit), default features.
 
     Over TLS it trusts the harness's CA (``tls_database``); in the HTTP/1.1
     scenarios it gets ``http2=False``, in the HTTP/2 ones its default.
+    ``sync_get``: an ``anysoup.blocking.Session`` with the same settings, its
+    loop on the worker's backend.
     """
     import anysoup
 
     protocols: set[object] = set()
+    backend = current_backend()
+    blocking = Lazy(
+        lambda: importlib.import_module("anysoup.blocking").Session(
+            backend=backend, **_anysoup_options(setup)
+        )
+    )
+
+    def sync_get(url: str) -> int:
+        msg = anysoup.Message("GET", url)
+        body = blocking.get().send_and_read(msg)
+        _expect(msg.status, url)
+        protocols.add(msg.http_version)
+        return len(body)
+
     async with _anysoup_session(setup) as session:
 
         async def get(url: str) -> int:
@@ -187,7 +253,10 @@ async def anysoup_client(setup: Setup) -> AsyncIterator[Client]:
 
                 yield echo
 
-        yield Client(get, stream, ws_echo, protocols)
+        try:
+            yield Client(get, stream, ws_echo, protocols, sync_get)
+        finally:
+            await blocking.aclose()
 
 
 @adapter("h11raw", backends=BOTH, ops=HTTP_OPS | {"ws_echo"}, dists=("h11", "wsproto", "anyio"))
@@ -312,6 +381,14 @@ def _httpx_like(module_name: str) -> Opener:
         if setup.protocol == "2":
             options["http2"] = True  # needs the h2 package
         protocols: set[object] = set()
+        blocking = Lazy(lambda: httpx.Client(**options))
+
+        def sync_get(url: str) -> int:
+            response = blocking.get().get(url)
+            _expect(response.status_code, url)
+            protocols.add(response.http_version)
+            return len(response.content)
+
         async with httpx.AsyncClient(**options) as client:
 
             async def get(url: str) -> int:
@@ -329,16 +406,20 @@ def _httpx_like(module_name: str) -> Opener:
                         seen += len(chunk)
                 return seen
 
-            yield Client(get, stream, protocols=protocols)
+            try:
+                yield Client(get, stream, protocols=protocols, sync_get=sync_get)
+            finally:
+                await blocking.aclose()
 
     open_client.__doc__ = (
-        f"{module_name}.AsyncClient, Limits(max_connections=limit), no env; http2=True for h2."
+        f"{module_name}.AsyncClient, Limits(max_connections=limit), no env; http2=True for h2"
+        f" (sync_get: {module_name}.Client, the same options)."
     )
     return open_client
 
 
 httpx_client = adapter(
-    "httpx", backends=BOTH, ops=HTTP_OPS | {"h2"}, dists=("httpx", "httpcore", "h2")
+    "httpx", backends=BOTH, ops=HTTP_OPS | {"h2", "sync_get"}, dists=("httpx", "httpcore", "h2")
 )(_httpx_like("httpx"))
 httpx2_client = adapter(
     "httpx2", backends=BOTH, ops=HTTP_OPS | {"h2"}, dists=("httpx2", "httpcore2", "h2")
@@ -382,3 +463,7 @@ async def aiohttp_client(setup: Setup) -> AsyncIterator[Client]:
                 yield echo
 
         yield Client(get, stream, ws_echo, protocols)
+
+
+# The clients that only block (requests, urllib3) register themselves there.
+import adapters_blocking  # noqa: E402, F401

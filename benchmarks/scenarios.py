@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import anyio
+import anyio.to_thread
 from adapters import BadResponse, Client
 from servers import GZIP_SIZE, LARGE_SIZE, SMALL_SIZE, connections_to, cpu_seconds
 
@@ -280,6 +281,52 @@ async def ws(client: Client, run: Run) -> float:
         await _one_after_another(round_trip, WS_TEXT, len(WS_TEXT), 50, run)
         with run.timed():
             return await _one_after_another(round_trip, WS_TEXT, len(WS_TEXT), run.n, run)
+
+
+# Blocking calls from plain threads (anysoup.blocking, httpx.Client, requests,
+# urllib3); ratios against httpx.Client. The worker's loop only waits.
+
+
+@scenario("blocking_seq", count=5000, needs="sync_get", limit=1, baseline="httpx")
+async def blocking_seq(client: Client, run: Run) -> float:
+    """Sequential blocking GET /small from one thread, one keep-alive connection."""
+    return await _blocking_gets(client, run, threads=1)
+
+
+@scenario("blocking_threads", count=20000, needs="sync_get", limit=8, baseline="httpx")
+async def blocking_threads(client: Client, run: Run) -> float:
+    """Blocking GET /small from 8 threads sharing one client and its 8 connections."""
+    return await _blocking_gets(client, run, threads=8)
+
+
+async def _blocking_gets(client: Client, run: Run, threads: int) -> int:
+    """``run.n`` blocking GET /small shared by ``threads`` threads; -> timed GETs done."""
+    get = client.sync_get
+    assert get is not None
+    url = run.url("/small")
+
+    def in_thread(n: int) -> int:
+        for done in range(1, n + 1):
+            _check(get(url), SMALL_SIZE, url)
+            if run.over():
+                return done
+        return n
+
+    async def in_threads(n: int) -> int:
+        counts: list[int] = []
+        limiter = anyio.CapacityLimiter(threads)
+
+        async def one(share: int) -> None:
+            counts.append(await anyio.to_thread.run_sync(in_thread, share, limiter=limiter))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(threads):
+                tg.start_soon(one, n // threads + (i < n % threads))
+        return sum(counts)
+
+    await in_threads(threads * 10)  # the client made, its connections opened
+    with run.timed():
+        return await in_threads(run.n)
 
 
 # HTTP/2 over TLS: ONE connection (limit=1), ratios against httpx's HTTP/2.

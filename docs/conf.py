@@ -30,6 +30,8 @@ nitpick_ignore_regex = [
     (r"py:data", r".*DEFAULT"),
     (r"py:(attr|meth|exc)", r"[a-z_][a-z0-9_]*|anyio\..*|Pool\..*"),
     (r"py:class", r"BodySource"),
+    # anysoup.blocking's annotations: the loop thread, the async WebSocket, buffers.
+    (r"py:class", r"LoopThread|AsyncWebsocketConnection|AsyncSession|WriteableBuffer|IO\[bytes\]"),
     # The standard library: no intersphinx, since the docs build offline.
     (r"py:(class|exc|func|obj|mod)", r"(builtins\.)?[a-z_]+|[A-Z][A-Za-z]*(Error|Warning)"),
     (r"py:(class|func|obj|mod)", r"(time|ssl|os|enum|collections|typing)\..*"),

@@ -29,6 +29,7 @@ LAYERS: dict[str, set[str]] = {
     "_drivers": {"_model", "_transport", "_drivers"},
     "_pool": {"_model", "_transport", "_drivers", "_pool"},
     "_session": {"_model", "_features", "_transport", "_drivers", "_pool", "_session"},
+    "_blocking": {"_model", "_transport", "_drivers", "_pool", "_blocking"},
     "_cli": {
         "_model",
         "_features",
@@ -44,7 +45,13 @@ LAYERS: dict[str, set[str]] = {
 #: session (``attach``, ``session_closed``) and names the type in annotations.
 TYPE_ONLY: dict[str, set[str]] = {"_features": {"_session"}}
 #: Modules at the top of the package, and what they may import.
-ROOT_MODULES = {"__init__": set(LAYERS), "__main__": {"_cli"}, "_version": set()}
+ROOT_MODULES = {
+    "__init__": set(LAYERS) - {"_blocking"},
+    "__main__": {"_cli"},
+    "_version": set(),
+    # The blocking facade: the session, and the loop thread that runs it.
+    "blocking": {"_model", "_pool", "_session", "_blocking"},
+}
 #: Anything may read the version string.
 EVERYWHERE = {"_version"}
 

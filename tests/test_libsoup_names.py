@@ -185,7 +185,9 @@ def resolve(reference: str) -> object:
     if parts[0] == "anysoup":
         parts = parts[1:]
     head, rest = parts[0], parts[1:]
-    assert head in anysoup.__all__, f"{reference!r}: anysoup exports no {head!r}"
+    # anysoup.blocking is a public module of its own (the blocking calls).
+    public = head in anysoup.__all__ or head == "blocking"
+    assert public, f"{reference!r}: anysoup exports no {head!r}"
     obj: object = getattr(anysoup, head)
     if head == "Session" and rest[:1] == ["props"]:
         obj, rest = session_props(), rest[1:]

@@ -1,11 +1,20 @@
-"""``Cancellable``: libsoup's ``GCancellable`` as a handle over cancel scopes."""
+"""``Cancellable``: libsoup's ``GCancellable`` as a handle over cancel scopes.
+
+Each call given the handle runs in a cancel scope registered with the event
+loop that runs it. :meth:`Cancellable.cancel` cancels a scope directly when
+called on that loop's thread, and through the loop's token
+(``run_sync_soon``) from any other thread: cancel scopes are not
+thread-safe, and the blocking facade's callers live in other threads.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import anyio
+import anyio.lowlevel
 
 from .exceptions import RequestCancelled
 
@@ -16,7 +25,7 @@ class Cancellable:
     """A handle that cancels the calls it was passed to.
 
     Pass it as ``cancellable=`` to :meth:`anysoup.Session.send` and the other
-    calls; :meth:`cancel` (from any task of the same event loop) cancels them,
+    calls; :meth:`cancel` (from any task, or from any thread) cancels them,
     and they raise :class:`anysoup.RequestCancelled`. A call given an already
     cancelled handle raises at once. Cancel scopes of the caller work as
     usual; this class exists for code ported from libsoup and for cancelling
@@ -27,7 +36,8 @@ class Cancellable:
 
     def __init__(self) -> None:
         self._cancelled = False
-        self._scopes: set[anyio.CancelScope] = set()
+        # Each running call's scope, with its loop's thread and token.
+        self._scopes: dict[anyio.CancelScope, tuple[int, anyio.lowlevel.EventLoopToken]] = {}
 
     @property
     def cancelled(self) -> bool:
@@ -41,8 +51,14 @@ class Cancellable:
     def cancel(self) -> None:
         """Cancel every call running with this handle, and every later one."""
         self._cancelled = True
-        for scope in tuple(self._scopes):
-            scope.cancel()
+        here = threading.get_ident()
+        for scope, (thread, token) in tuple(self._scopes.items()):
+            if thread == here:
+                scope.cancel()
+            else:
+                # A loop that has ended has ended the call with it.
+                with suppress(anyio.RunFinishedError, RuntimeError):
+                    token.backend_class.run_sync_soon(scope.cancel, (), token.native_token)
 
     def reset(self) -> None:
         """Make the handle usable again after :meth:`cancel`."""
@@ -54,11 +70,15 @@ class Cancellable:
         if self._cancelled:
             raise RequestCancelled(f"{what}: cancelled before it started")
         with anyio.CancelScope() as scope:
-            self._scopes.add(scope)
+            self._scopes[scope] = (threading.get_ident(), anyio.lowlevel.current_token())
+            # cancel() from another thread may have set the flag between the
+            # check above and the registration: it didn't see this scope.
+            if self._cancelled:
+                scope.cancel()
             try:
                 yield scope
             finally:
-                self._scopes.discard(scope)
+                self._scopes.pop(scope, None)
         if scope.cancelled_caught:
             raise RequestCancelled(f"{what}: cancelled")
 
