@@ -146,7 +146,7 @@ class HTTP2Connection:
                 self._lost("the server closed the connection")
                 return
             if tls is not None and tls[1].pending:
-                data = read_more(tls[0], data)
+                data = read_more(tls[0], conn, data)
             self._last_received = _monotonic()
             try:
                 events = conn.receive_data(data)

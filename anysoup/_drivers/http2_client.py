@@ -109,7 +109,8 @@ class _FrameBuffer(h2.frame_buffer.FrameBuffer):
             or len(data) < 9 + length
         ):
             return None
-        payload = bytes(data[9 : 9 + length])
+        with memoryview(data) as view:  # one copy, and no export left to block the del
+            payload = bytes(view[9 : 9 + length])
         del data[: 9 + length]
         return payload, bool(flags & 0x1)  # END_STREAM
 
@@ -243,16 +244,17 @@ def new_client() -> H2Client:
     return conn
 
 
-def read_more(ssl_object: ssl.SSLObject, data: bytes) -> bytes:
-    """``data`` and what else the TLS layer can decrypt now, without reading the socket.
+def read_more(ssl_object: ssl.SSLObject, conn: H2Client, data: bytes) -> bytes:
+    """Add ``data`` and what else TLS can decrypt now to h2's buffer, but the last piece.
 
     anyio's TLS stream returns one TLS record per read, and servers often
     send one DATA frame per record (nginx: 8 KiB): taking every record
     already received at once feeds h2 several frames per call instead of one.
+    The pieces go into h2's frame buffer as they come (no joined copy); the
+    last one is returned for ``receive_data``, which adds it and parses.
     Anything unusual (an alert, the need for more bytes) is left for the next
     read through the stream, which reports it.
     """
-    pieces = [data]
     size = len(data)
     while size < READ_SIZE * 4:
         try:
@@ -261,6 +263,7 @@ def read_more(ssl_object: ssl.SSLObject, data: bytes) -> bytes:
             break
         if not more:
             break
-        pieces.append(more)
+        conn.incoming_buffer.add_data(data)
+        data = more
         size += len(more)
-    return b"".join(pieces) if len(pieces) > 1 else data
+    return data
