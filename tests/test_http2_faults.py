@@ -530,3 +530,16 @@ async def test_padded_and_interleaved_data_frames(
         assert server.accepted == 1
         assert session.statistics().streams == 0
     await leak_check(session)
+
+
+async def test_closing_the_session_says_goaway(
+    tls_server_context, database, leak_check: LeakCheck
+) -> None:
+    async with serve_h2(hello, tls_server_context) as server:
+        async with Session(tls_database=database) as session:
+            await get(session, server.url_for("/a"))
+            conn = server.connections[0]
+        await conn.wait_until(lambda: conn.goaway_received is not None)
+        assert conn.goaway_received is not None
+        assert conn.goaway_received.error_code == ErrorCodes.NO_ERROR
+    await leak_check(session)

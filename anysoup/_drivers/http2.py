@@ -106,6 +106,8 @@ class HTTP2Connection:
         self._kick_event: anyio.Event | None = None
         self._drained_event: anyio.Event | None = None
         self._writing = False
+        # The socket or h2's state failed (no GOAWAY of ours can follow).
+        self._broken = False
         self._scope: anyio.CancelScope | None = None
         self._last_received = _monotonic()
         self._ping_sent = math.inf
@@ -139,10 +141,12 @@ class HTTP2Connection:
             except anyio.EndOfStream:
                 data = b""
             except IO_ERRORS as exc:
+                self._broken = True
                 alert = alert_error(exc, self.label, identity=self._owner.plan.identity)
                 self._lost(str(alert) if alert else self._describe(exc), alert=alert)
                 return
             if not data:
+                self._broken = True
                 self._lost("the server closed the connection")
                 return
             if tls is not None and tls[1].pending:
@@ -154,7 +158,7 @@ class HTTP2Connection:
                 # Malformed frames, a header block over our limit, a
                 # CONTINUATION flood: h2 queued its GOAWAY; the peer is not
                 # speaking HTTP/2, which is a ParsingError for every stream.
-                self._kick()
+                self._kick()  # h2's GOAWAY is queued (goodbye sends it, if not the writer)
                 self._lost(f"the server broke HTTP/2: {exc}", parsing=True)
                 return
             for event in events:
@@ -246,6 +250,7 @@ class HTTP2Connection:
             try:
                 await send(data)
             except IO_ERRORS as exc:
+                self._broken = True
                 self._lost(self._describe(exc))
                 assert self._scope is not None
                 self._scope.cancel()
@@ -323,6 +328,7 @@ class HTTP2Connection:
         queued = 0
         stream.phase = "writing request body"
         while True:
+            stream._check()  # the connection failed: h2 would refuse, in its own words
             if _answered(stream):
                 return False
             if not view:
@@ -342,6 +348,7 @@ class HTTP2Connection:
                 await self.flush(stream)
                 queued = 0
         if end:
+            stream._check()
             conn.end_stream(sid)
         await self.flush(stream)
         return True
@@ -395,17 +402,20 @@ class HTTP2Connection:
     # -- internals --------------------------------------------------------------
 
     async def goodbye(self) -> None:
-        """Send GOAWAY (no error) before the socket closes, if the writer is idle.
+        """Send GOAWAY before the socket closes, unless a write is under way or failed.
 
-        Courtesy only: the caller bounds it in time, and a busy or failed
-        connection is closed without it.
+        Our GOAWAY (no error), or h2's own after a protocol error, with what
+        else h2 still holds. Courtesy only: the caller bounds it in time.
         """
-        if self._writing or self._failure is not None or self._pending():
+        if self._writing or self._broken:
             return
-        self._h2.close_connection()
-        self._failure = "the connection was closed"
-        with contextlib.suppress(*IO_ERRORS):
-            await self._stream.send(self._h2.data_to_send())
+        self._broken = True  # nothing more after the GOAWAY
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self._h2.close_connection()  # (refused once h2 sent its own GOAWAY)
+        data = self._h2.data_to_send()
+        if data:
+            with contextlib.suppress(*IO_ERRORS):
+                await self._stream.send(data)
 
     async def _drained(self) -> None:
         """Wait until the writer has written what h2 holds (or the connection failed)."""
