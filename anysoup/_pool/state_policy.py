@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from .._model.exceptions import NetworkError
@@ -54,10 +54,10 @@ from .connections_policy import (
     ConnectionRecord,
     ConnState,
     Host,
-    IdleIndex,
     PoolStatistics,
 )
-from .queue_policy import Waiter, WaiterQueue
+from .queue_policy import Waiter
+from .records_policy import Records
 
 __all__ = [
     "SPECULATIVE_IDLE_TIMEOUT",
@@ -80,7 +80,7 @@ class _Outcome(enum.Enum):
     HOST = "host"
 
 
-class PoolState:
+class PoolState(Records):
     """Connection limits, the waiter queue and every connection's state.
 
     Args:
@@ -101,25 +101,10 @@ class PoolState:
         max_conns_per_host: int = 2,
         idle_timeout: float = 60.0,
     ) -> None:
-        self._open_connection = open_connection
-        self._close_connection = close_connection
+        super().__init__(open_connection, close_connection, idle_timeout=idle_timeout)
         self.max_conns = max_conns
         self.max_conns_per_host = max_conns_per_host
-        self.idle_timeout = idle_timeout
-        self._hosts: dict[Hashable, Host] = {}
-        self._queue = WaiterQueue()
-        self._total = 0
-        self._idle = IdleIndex()
-        self.in_use: set[ConnectionRecord] = set()
-        #: Connections their message took out of the pool (WebSockets).
-        self.detached: set[ConnectionRecord] = set()
-        #: HTTP/2 connections finishing their streams after GOAWAY.
-        self.draining: set[ConnectionRecord] = set()
         self.closing = False
-        # Streams lent, over all multiplexed connections.
-        self._streams = 0
-        # Per key that offers HTTP/2: whether its server chose it (ALPN).
-        self._alpn: dict[Hashable, bool] = {}
 
     # -- requests -------------------------------------------------------------
 
@@ -414,118 +399,7 @@ class PoolState:
         self._queue.touch_all()
         self._process()
 
-    def statistics(self) -> PoolStatistics:
-        """The current counters."""
-        connecting = sum(len(h.connecting) for h in self._hosts.values())
-        return PoolStatistics(
-            connections=self._total,
-            connecting=connecting,
-            idle=len(self._idle),
-            in_use=len(self.in_use),
-            waiting=len(self._queue),
-            detached=len(self.detached),
-            streams=self._streams,
-            draining=len(self.draining),
-        )
-
-    def records(self) -> Iterator[ConnectionRecord]:
-        """Every connection that is not closed."""
-        for host in self._hosts.values():
-            yield from host.connecting
-            yield from host.idle
-        yield from self.in_use
-        yield from self.draining
-
-    # -- internals ------------------------------------------------------------
-
-    def _lend(self, record: ConnectionRecord) -> None:
-        if record.multiplexed:
-            host = self._hosts[record.key]
-            if record.state is ConnState.IDLE:
-                host.idle.pop(record, None)
-                self._idle.discard(record)
-            record.streams += 1
-            self._streams += 1
-            if record.streams >= record.max_streams:
-                host.shared.pop(record, None)
-        record.state = ConnState.IN_USE
-        self.in_use.add(record)
-
-    def _set_owner(self, record: ConnectionRecord, owner: Waiter | None) -> None:
-        """Give a CONNECTING record its owner, keeping its host's spare set right."""
-        record.owner = owner
-        spare = self._hosts[record.key].spare
-        if owner is None or owner.preconnect:
-            spare[record] = None
-        else:
-            spare.pop(record, None)
-
-    def _make_idle(self, record: ConnectionRecord, now: float) -> None:
-        record.state = ConnState.IDLE
-        record.idle_since = now
-        if not record.used:
-            lifetime = SPECULATIVE_IDLE_TIMEOUT
-        else:
-            lifetime = self.idle_timeout if self.idle_timeout > 0 else math.inf
-        record.expires_at = now + lifetime
-        self._hosts[record.key].idle[record] = None
-        self._idle.add(record)
-        self._queue.touch(record.key)
-
-    def _pop_idle(self, host: Host) -> ConnectionRecord:
-        """Take the most recently used idle record of ``host`` (still IDLE)."""
-        record, _ = host.idle.popitem()
-        self._idle.discard(record)
-        return record
-
-    def _close(self, record: ConnectionRecord) -> None:
-        """Move ``record`` to CLOSED: the one place the counters go down."""
-        state = record.state
-        if state is ConnState.CLOSED:
-            return
-        if record.multiplexed:
-            self._streams -= record.streams
-            record.streams = 0
-        if state is ConnState.DETACHED or state is ConnState.DRAINING:
-            # Counted no more since it was detached or began draining.
-            self.detached.discard(record)
-            self.draining.discard(record)
-            record.state = ConnState.CLOSED
-            self._close_connection(record)
-            return
-        host = self._hosts[record.key]
-        host.shared.pop(record, None)
-        if state is ConnState.IDLE:
-            host.idle.pop(record, None)  # not there when the caller popped it already
-            self._idle.discard(record)
-        elif state is ConnState.CONNECTING:
-            del host.connecting[record]
-            host.spare.pop(record, None)
-            record.owner = None
-        elif state is ConnState.IN_USE:
-            self.in_use.discard(record)
-        record.state = ConnState.CLOSED
-        self._uncount(record)
-        self._close_connection(record)
-
-    def _uncount(self, record: ConnectionRecord) -> None:
-        host = self._hosts[record.key]
-        host.count -= 1
-        self._total -= 1
-        if host.count == 0:
-            del self._hosts[record.key]
-        self._queue.touch(record.key)
-
-    def _open(self, waiter: Waiter) -> None:
-        record = self._open_connection(waiter.key, waiter.plan)
-        host = self._hosts.get(waiter.key)
-        if host is None:
-            host = self._hosts[waiter.key] = Host()
-        host.connecting[record] = None
-        host.count += 1
-        self._total += 1
-        self._set_owner(record, waiter)
-        waiter.connecting = record
+    # -- serving the queue -----------------------------------------------------
 
     def _room(self) -> bool:
         """Whether a new connection fits under ``max_conns``, if need be by closing an idle one."""
