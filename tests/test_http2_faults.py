@@ -543,3 +543,26 @@ async def test_closing_the_session_says_goaway(
         assert conn.goaway_received is not None
         assert conn.goaway_received.error_code == ErrorCodes.NO_ERROR
     await leak_check(session)
+
+
+async def test_refused_stream_with_a_stream_body_half_sent_is_not_sent_again(
+    tls_server_context, database, leak_check: LeakCheck
+) -> None:
+    """The server never processed it, but the program's stream can't be read twice."""
+
+    async def handler(stream: ServerStream) -> None:
+        await stream.receive_data()  # some of the body arrived
+        await stream.reset(ErrorCodes.REFUSED_STREAM)
+
+    async def chunks() -> Any:
+        for _ in range(50):
+            yield b"x" * 10_000
+            await anyio.sleep(0.005)
+
+    async with h2(handler, tls_server_context, database) as (server, session):
+        msg = Message("POST", server.url_for("/up"))
+        msg.set_request_body("application/octet-stream", chunks())
+        with pytest.raises(anysoup.NetworkError, match="refused the stream"):
+            await session.send_and_read(msg)
+        assert server.connections[0].streams_opened == 1
+    await leak_check(session)

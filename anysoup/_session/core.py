@@ -130,10 +130,12 @@ async def send_message(
             retry_421 = not (flags & MessageFlags.NEW_CONNECTION)
             return await exchange_h2(pool, conn, msg, headers, retry_421=retry_421)
         except StreamUnprocessed:
-            # RFC 9113 §8.7: the server never saw it; any method may go again.
+            # RFC 9113 §8.7: the server never saw it; any method may go again,
+            # unless part of a stream body already went (it can't be read twice).
             pool.release(conn, reusable=False)
             unprocessed += 1
-            if unprocessed > MAX_RESENDS:
+            body = msg._body
+            if unprocessed > MAX_RESENDS or (body is not None and body._consumed):
                 raise
         except Http11Required:
             # The server wants this message over HTTP/1.1 (libsoup: force_http1).
