@@ -566,3 +566,40 @@ async def test_refused_stream_with_a_stream_body_half_sent_is_not_sent_again(
             await session.send_and_read(msg)
         assert server.connections[0].streams_opened == 1
     await leak_check(session)
+
+
+# -- servers that say h2 and don't speak it ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",  # HTTP/1.1 after choosing h2
+        b"\x00\x00\x04\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00",  # WINDOW_UPDATE before SETTINGS
+        b"",  # closes at once
+    ],
+    ids=["http1-bytes", "no-settings-first", "silent-close"],
+)
+async def test_server_that_chose_h2_and_does_not_speak_it(
+    reply: bytes, tls_server_context, database, leak_check: LeakCheck
+) -> None:
+    from servers import ServerConnection, serve_raw
+
+    async def handler(conn: ServerConnection) -> None:
+        with anyio.move_on_after(1):
+            await conn.stream.receive(65536)  # the client's preface and request
+        if reply:
+            await conn.send_raw(reply)
+
+    tls_server_context.set_alpn_protocols(["h2"])
+    async with serve_raw(handler, ssl_context=tls_server_context) as server:
+        async with Session(tls_database=database) as session:
+            with anyio.fail_after(5), pytest.raises(anysoup.Error) as caught:
+                await get(session, server.url_for("/"))
+            text = str(caught.value)
+            assert f"127.0.0.1:{server.port}" in text and "HTTP/2 stream 1" in text
+            assert isinstance(caught.value, (anysoup.ParsingError, anysoup.NetworkError))
+            if reply.startswith(b"HTTP/"):
+                assert isinstance(caught.value, anysoup.ParsingError)
+                assert "answered in HTTP/1.1" in text
+        await leak_check(session)

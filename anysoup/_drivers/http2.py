@@ -130,6 +130,7 @@ class HTTP2Connection:
         receive = self._stream.receive
         conn = self._h2
         tls = _tls_buffers(self._stream)
+        first = True
         while self._failure is None:
             if self._outbound() > MAX_OUTBOUND:
                 # The writer is behind (a PING or SETTINGS flood answered, a
@@ -149,6 +150,15 @@ class HTTP2Connection:
                 self._broken = True
                 self._lost("the server closed the connection")
                 return
+            if first:
+                first = False
+                if data.startswith(b"HTTP/"):
+                    # h2 would wait for a "frame" megabytes long, then report a close.
+                    self._broken = True
+                    self._lost(
+                        "the server chose HTTP/2 by ALPN but answered in HTTP/1.1", parsing=True
+                    )
+                    return
             if tls is not None and tls[1].pending:
                 data = read_more(tls[0], conn, data)
             self._last_received = _monotonic()
