@@ -30,12 +30,11 @@ from .._model.exceptions import (
     IncompleteBody,
     NetworkError,
     ParsingError,
-    RequestCancelled,
-    TimeoutError,
     TlsError,
 )
 from .._transport.io_errors import IO_ERRORS, describe_io_error
 from .._transport.tls import alert_error
+from .owner import closed_by_pool
 
 if TYPE_CHECKING:
     from .owner import ConnectionOwner
@@ -315,16 +314,10 @@ class HTTP1Connection:
     # -- errors --------------------------------------------------------------
 
     def _io_error(self, phase: str, exc: BaseException) -> Error | TlsError:
-        reason = self._owner.close_reason
-        if reason == "timeout":
-            return TimeoutError(
-                f"{phase} {'to' if phase.startswith('writing') else 'from'} {self.label}: "
-                f"no progress for {self.timeout:g} s"
-            )
-        if reason == "abort":
-            return RequestCancelled(f"{phase} {self.label}: the session was aborted")
-        if reason == "session closed":
-            return NetworkError(f"{phase} {self.label}: the session is closed")
+        where = f"{phase} {'to' if phase.startswith('writing') else 'from'} {self.label}"
+        closed = closed_by_pool(self._owner.close_reason, where, self.timeout)
+        if closed is not None:
+            return closed
         alert = alert_error(exc, self.label, identity=self._owner.plan.identity)
         if alert is not None:
             return alert
@@ -334,9 +327,7 @@ class HTTP1Connection:
             cause = "the server closed the connection"
         else:
             cause = describe_io_error(exc)
-        return NetworkError(
-            f"{phase} {'to' if phase.startswith('writing') else 'from'} {self.label}: {cause}"
-        )
+        return NetworkError(f"{where}: {cause}")
 
     def _protocol_error(self, phase: str, exc: h11.RemoteProtocolError) -> Error:
         text = str(exc)

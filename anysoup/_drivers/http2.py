@@ -46,8 +46,6 @@ from .._model.exceptions import (
     Error,
     NetworkError,
     ParsingError,
-    RequestCancelled,
-    TimeoutError,
     TlsError,
 )
 from .._transport.io_errors import IO_ERRORS, describe_io_error
@@ -56,6 +54,7 @@ from .http1 import READ_SIZE, WRITE_SLICE, _tls_buffers
 from .http2_client import new_client, read_more
 from .http2_policy import error_name
 from .http2_stream import CANCEL, H2Stream, StreamUnprocessed
+from .owner import closed_by_pool
 
 if TYPE_CHECKING:
     from .owner import MultiplexOwner
@@ -176,58 +175,44 @@ class HTTP2Connection:
             self._kick_if_pending()
 
     def _dispatch(self, event: h2.events.Event) -> None:
-        kind = type(event)
-        streams = self._streams
-        if kind is h2.events.DataReceived:
-            assert isinstance(event, h2.events.DataReceived)
-            sid = event.stream_id or 0
-            stream = streams.get(sid)
-            if stream is not None:
-                stream.on_data(event.data or b"", event.flow_controlled_length or 0)
-            elif event.flow_controlled_length:  # a stream we gave up: credit the connection
-                self._h2.acknowledge_received_data(event.flow_controlled_length, sid)
-        elif kind is h2.events.ResponseReceived or kind is h2.events.InformationalResponseReceived:
-            assert isinstance(
-                event, (h2.events.ResponseReceived, h2.events.InformationalResponseReceived)
-            )
-            stream = streams.get(event.stream_id or 0)
-            if stream is not None:
-                stream.on_head(list(event.headers or ()))
-        elif kind is h2.events.StreamEnded:
-            assert isinstance(event, h2.events.StreamEnded)
-            stream = streams.get(event.stream_id or 0)
-            if stream is not None:
-                stream.on_end()
-        elif kind is h2.events.TrailersReceived:
-            assert isinstance(event, h2.events.TrailersReceived)
-            stream = streams.get(event.stream_id or 0)
-            if stream is not None:
-                stream.on_trailers(list(event.headers or ()))
-        elif kind is h2.events.StreamReset:
-            assert isinstance(event, h2.events.StreamReset)
-            stream = streams.get(event.stream_id or 0)
-            if stream is not None and event.remote_reset:
-                stream.on_reset(int(event.error_code or 0))
-        elif kind is h2.events.WindowUpdated:
-            assert isinstance(event, h2.events.WindowUpdated)
-            if event.stream_id:
-                stream = streams.get(event.stream_id)
+        """Hand one h2 event to its stream, or act on it for the connection."""
+        events = h2.events
+        sid = getattr(event, "stream_id", None)
+        if sid:
+            stream = self._streams.get(sid)
+            if isinstance(event, events.DataReceived):
+                flow = event.flow_controlled_length or 0
                 if stream is not None:
-                    stream.wake()
-            else:
-                self._wake_all()
-        elif kind is h2.events.RemoteSettingsChanged:
-            assert isinstance(event, h2.events.RemoteSettingsChanged)
+                    stream.on_data(event.data or b"", flow)
+                elif flow:  # a stream we gave up: credit the connection
+                    self._h2.acknowledge_received_data(flow, sid)
+            elif stream is None:
+                pass  # a stream we gave up
+            elif isinstance(
+                event, (events.ResponseReceived, events.InformationalResponseReceived)
+            ):
+                stream.on_head(list(event.headers or ()))
+            elif isinstance(event, events.StreamEnded):
+                stream.on_end()
+            elif isinstance(event, events.TrailersReceived):
+                stream.on_trailers(list(event.headers or ()))
+            elif isinstance(event, events.StreamReset):
+                if event.remote_reset:
+                    stream.on_reset(int(event.error_code or 0))
+            elif isinstance(event, events.WindowUpdated):
+                stream.wake()
+        elif isinstance(event, events.WindowUpdated):  # the connection's window
+            self._wake_all()
+        elif isinstance(event, events.RemoteSettingsChanged):
             changed = event.changed_settings
             if _Settings.MAX_CONCURRENT_STREAMS in changed:
                 limit = changed[_Settings.MAX_CONCURRENT_STREAMS].new_value
                 self._owner.set_max_streams(min(int(limit), MAX_STREAMS_CAP))
             if _Settings.INITIAL_WINDOW_SIZE in changed:
                 self._wake_all()
-        elif kind is h2.events.ConnectionTerminated:
-            assert isinstance(event, h2.events.ConnectionTerminated)
+        elif isinstance(event, events.ConnectionTerminated):
             self._on_goaway(int(event.last_stream_id or 0), int(event.error_code or 0))
-        elif kind is h2.events.PingAckReceived:
+        elif isinstance(event, events.PingAckReceived):
             self._ping_sent = math.inf
 
     def _on_goaway(self, last_stream_id: int, code: int) -> None:
@@ -365,15 +350,9 @@ class HTTP2Connection:
 
     async def flush(self, stream: H2Stream) -> None:
         """Wait until what is queued was written (the upload's backpressure)."""
-        self._kick()
-        while self._writing or self._pending():
-            if self._failure is not None:
-                stream.fail(stream.lost(self._failure))
-            stream._check()
-            event = self._drained_event
-            if event is None:
-                event = self._drained_event = anyio.Event()
-            await event.wait()
+        await self._drained()
+        if self._failure is not None:
+            stream.fail(stream.lost(self._failure))
         stream._check()
 
     def consumed(self, stream_id: int, flow: int) -> None:
@@ -429,7 +408,7 @@ class HTTP2Connection:
 
     async def _drained(self) -> None:
         """Wait until the writer has written what h2 holds (or the connection failed)."""
-        while self._failure is None and (self._writing or self._pending()):
+        while self._failure is None and (self._writing or self._outbound()):
             self._kick()
             event = self._drained_event
             if event is None:
@@ -437,8 +416,13 @@ class HTTP2Connection:
             await event.wait()
 
     def _outbound(self) -> int:
-        """How many bytes h2 holds for the writer."""
-        return len(getattr(self._h2, "_data_to_send", b""))
+        """How many bytes h2 holds for the writer (its buffer, looked at, not taken).
+
+        1 where h2 keeps them elsewhere than 4.x does: assume some, so the
+        writer is always kicked.
+        """
+        data = getattr(self._h2, "_data_to_send", None)
+        return 1 if data is None else len(data)
 
     def _kick(self) -> None:
         kick = self._kick_event
@@ -447,12 +431,8 @@ class HTTP2Connection:
             kick.set()
 
     def _kick_if_pending(self) -> None:
-        if self._pending():
+        if self._outbound():
             self._kick()
-
-    def _pending(self) -> bool:
-        """Whether h2 holds bytes for the writer (its buffer, looked at, not taken)."""
-        return bool(getattr(self._h2, "_data_to_send", True))
 
     def _wake_all(self) -> None:
         for stream in self._streams.values():
@@ -490,16 +470,8 @@ class HTTP2Connection:
             self._lost("the connection was closed")
             return
         for stream in list(self._streams.values()):
-            where = stream._where(stream.phase)
-            if reason == "abort":
-                error: Error = RequestCancelled(f"{where}: the session was aborted")
-            elif reason == "timeout":
-                error = TimeoutError(f"{where}: no progress for {self.timeout:g} s")
-            else:
-                error = NetworkError(f"{where}: the {reason}")
-                if reason == "session closed":
-                    error = NetworkError(f"{where}: the session is closed")
-            stream.fail(error)
+            error = closed_by_pool(reason, stream._where(stream.phase), self.timeout)
+            stream.fail(error or NetworkError(f"{stream._where(stream.phase)}: {reason}"))
         self._lost(f"the connection was closed ({reason})")
 
     def _describe(self, exc: BaseException) -> str:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from .._model.exceptions import Error, NetworkError, RequestCancelled, TimeoutError
+
 if TYPE_CHECKING:
     from anyio.abc import ByteStream
 
     from .._transport.connect import ConnectPlan
 
-__all__ = ["ConnectionOwner", "MultiplexOwner"]
+__all__ = ["ConnectionOwner", "MultiplexOwner", "closed_by_pool"]
 
 
 class ConnectionOwner(Protocol):
@@ -44,3 +46,18 @@ class MultiplexOwner(ConnectionOwner, Protocol):
 
     def drain(self) -> None:
         """Lend no new stream (GOAWAY); close the connection when its last stream ends."""
+
+
+def closed_by_pool(reason: str | None, where: str, timeout: float) -> Error | None:
+    """The error of an exchange whose connection the pool closed for ``reason``.
+
+    ``where`` names the phase, direction and host (and stream). None when the
+    pool gave no reason: the I/O error itself says what happened.
+    """
+    if reason == "timeout":
+        return TimeoutError(f"{where}: no progress for {timeout:g} s")
+    if reason == "abort":
+        return RequestCancelled(f"{where}: the session was aborted")
+    if reason == "session closed":
+        return NetworkError(f"{where}: the session is closed")
+    return None

@@ -35,7 +35,7 @@ from .._model.signals import active
 from .._transport.proxy_connect import ProxyRefused
 from .._transport.tls import describe_flags
 from .exchange_h2 import Misdirected, exchange_h2
-from .starting import begin_exchange, emit, expects_continue
+from .starting import begin_exchange, body_ended, emit, expects_continue, finish_body
 from .upload import upload, write_or_answer
 
 if TYPE_CHECKING:
@@ -489,14 +489,8 @@ class _Exchange:
         if chunk is None:
             self._conn = None
             self._pool.release(conn, reusable=self._finish(http))
-            if msg.metrics is not None:
-                msg.metrics.response_end = time.monotonic()
-                msg.metrics.response_body_size = self._received
-                msg.metrics.response_body_bytes_received = self._received
-            # got_body and finished wait for close(), which the InputStream calls
-            # when its reader reaches the end: a sniffer that peeked up to the end
-            # must not announce the body before send() has even returned.
-            self._ended = True
+            body_ended(msg, self._received)
+            self._ended = True  # got_body and finished wait for close()
             return None
         self._received += len(chunk)
         signal = active(msg, "got_body_data")
@@ -509,11 +503,7 @@ class _Exchange:
         if conn is None:
             if self._ended:
                 self._ended = False
-                msg = self._msg
-                if msg._signals:
-                    await emit(msg, "got_body")
-                if msg._signals:
-                    await emit(msg, "finished")
+                await finish_body(self._msg)
             return
         reusable = False
         try:

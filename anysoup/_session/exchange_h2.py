@@ -27,11 +27,10 @@ import anyio
 from .._drivers.http1 import EXPECT_CONTINUE_DELAY, MAX_INFORMATIONAL
 from .._drivers.http2_policy import reason_phrase, request_block
 from .._model.body import InputStream
-from .._model.enums import HTTPVersion
 from .._model.exceptions import Error, NetworkError, ParsingError
 from .._model.headers import MessageHeaders
 from .._model.signals import active
-from .starting import begin_exchange, emit, expects_continue
+from .starting import begin_exchange, body_ended, emit, expects_continue, finish_body
 
 if TYPE_CHECKING:
     from .._drivers.http2 import HTTP2Connection
@@ -181,7 +180,6 @@ def _give_head(msg: Message, status: int, fields: list[tuple[bytes, bytes]]) -> 
         metrics.response_start = time.monotonic()
     msg.status = status
     msg.reason_phrase = reason_phrase(status)
-    msg.http_version = HTTPVersion.HTTP_2_0
     msg.response_headers = MessageHeaders._from_pairs(fields)
     if metrics is not None:
         metrics.response_header_bytes_received += sum(len(n) + len(v) for n, v in fields) + 10
@@ -214,12 +212,8 @@ class _H2Body:
             raise
         if chunk is None:
             self.discard()
-            metrics = msg.metrics
-            if metrics is not None:
-                metrics.response_end = time.monotonic()
-                metrics.response_body_size = self._received
-                metrics.response_body_bytes_received = self._received
-            self._ended = True
+            body_ended(msg, self._received)
+            self._ended = True  # got_body and finished wait for close()
             return None
         self._received += len(chunk)
         signal = active(msg, "got_body_data")
@@ -232,10 +226,7 @@ class _H2Body:
         if self._stream is None:
             if self._ended:
                 self._ended = False
-                if msg._signals:
-                    await emit(msg, "got_body")
-                if msg._signals:
-                    await emit(msg, "finished")
+                await finish_body(msg)
             return
         # Nothing to drain: a reset frees the stream and keeps the connection.
         self.discard()

@@ -1,7 +1,9 @@
-"""What every exchange does first, whatever the protocol: events, signals, TLS facts.
+"""What every exchange does first and last, whatever the protocol.
 
-Shared by the HTTP/1.1 exchange (``core.py``) and the HTTP/2 one
-(``exchange_h2.py``).
+First: network events, signals, TLS facts, the target. Last: the body's
+metrics at its end, and its ``got_body`` and ``finished`` signals once the
+stream closes. Shared by the HTTP/1.1 exchange (``core.py``) and the
+HTTP/2 one (``exchange_h2.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
     from .._model.message import Message, MessageMetrics
     from .._pool.pool import Connection
 
-__all__ = ["begin_exchange", "emit", "expects_continue"]
+__all__ = ["begin_exchange", "body_ended", "emit", "expects_continue", "finish_body"]
 
 _NO_ERRORS = TlsCertificateFlags.NO_FLAGS
 _HTTP_1_1, _HTTP_2_0 = HTTPVersion.HTTP_1_1, HTTPVersion.HTTP_2_0
@@ -57,6 +59,28 @@ async def begin_exchange(conn: Connection, msg: Message) -> str:
     if metrics is not None:
         metrics.request_start = time.monotonic()
     return target
+
+
+def body_ended(msg: Message, received: int) -> None:
+    """The response body ended after ``received`` bytes: fill in its metrics."""
+    metrics = msg.metrics
+    if metrics is not None:
+        metrics.response_end = time.monotonic()
+        metrics.response_body_size = received
+        metrics.response_body_bytes_received = received
+
+
+async def finish_body(msg: Message) -> None:
+    """The stream of a body read to its end closed: ``got_body``, then ``finished``.
+
+    They wait for the close, which the InputStream does when its reader
+    reaches the end: a sniffer that peeked up to the end must not announce
+    the body before ``send()`` has even returned.
+    """
+    if msg._signals:
+        await emit(msg, "got_body")
+    if msg._signals:
+        await emit(msg, "finished")
 
 
 def expects_continue(msg: Message) -> bool:
