@@ -19,7 +19,6 @@ import hashlib
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -27,7 +26,8 @@ import pytest
 import trustme
 from anyio.streams.tls import TLSAttribute
 from h2_scripts import echo, gated, header_block, respond, route
-from h2_servers import ErrorCodes, H2Server, ServerStream, SettingCodes, serve_h2
+from h2_servers import ErrorCodes, H2Server, ServerStream, SettingCodes
+from h2_session import BOUND, h2
 from hpack.hpack import table_entry_size
 from hyperframe.frame import DataFrame
 from servers import echo_app, serve_asgi
@@ -37,7 +37,6 @@ from anysoup import HTTPVersion, Message, MessageFlags, Session, TlsCertificate,
 from anysoup._features.auth.challenge_policy import parse_challenges
 
 LeakCheck = Callable[[Session], Awaitable[None]]
-BOUND = 10
 #: The client's limit on a response header block (as on HTTP/1.1), RFC 7541 §4.1 sizes.
 HEADER_LIMIT = 256 * 1024
 
@@ -47,19 +46,6 @@ hello = respond(200, b"hello", [("content-type", "text/plain")])
 @pytest.fixture
 def database(tls_ca_pem: bytes) -> TlsDatabase:
     return TlsDatabase.from_pem(tls_ca_pem)
-
-
-@asynccontextmanager
-async def h2(
-    handler: Any, context: ssl.SSLContext, database: TlsDatabase, **options: Any
-) -> AsyncIterator[tuple[H2Server, Session]]:
-    session_options = options.pop("session", {})
-    async with (
-        serve_h2(handler, context, **options) as server,
-        Session(tls_database=database, **session_options) as session,
-    ):
-        with anyio.fail_after(BOUND):
-            yield server, session
 
 
 def recording(handler: Any, seen: list[ServerStream]) -> Any:

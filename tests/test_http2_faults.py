@@ -9,9 +9,7 @@ CONTINUATION flood, a PING flood, and a connection dropped with streams open.
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -32,31 +30,18 @@ from h2_scripts import (
     stall_upload,
 )
 from h2_servers import ErrorCodes, H2Server, ServerStream, SettingCodes, serve_h2
+from h2_session import h2
 from h2_streams import Http1Stream
 
 import anysoup
 from anysoup import HTTPVersion, Message, Session, TlsDatabase
 
 LeakCheck = Callable[[Session], Awaitable[None]]
-BOUND = 10
 
 
 @pytest.fixture
 def database(tls_ca_pem: bytes) -> TlsDatabase:
     return TlsDatabase.from_pem(tls_ca_pem)
-
-
-@asynccontextmanager
-async def h2(
-    handler: Any, context: ssl.SSLContext, database: TlsDatabase, **options: Any
-) -> AsyncIterator[tuple[H2Server, Session]]:
-    session_options = options.pop("session", {})
-    async with (
-        serve_h2(handler, context, **options) as server,
-        Session(tls_database=database, **session_options) as session,
-    ):
-        with anyio.fail_after(BOUND):
-            yield server, session
 
 
 async def get(session: Session, url: str) -> tuple[Message, bytes]:

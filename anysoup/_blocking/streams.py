@@ -154,16 +154,7 @@ class ResponseBody(io.BufferedIOBase):
             self._loop.call(stream.aclose)
         super().close()
 
-    def __enter__(self) -> ResponseBody:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    # io.IOBase's __enter__ and __exit__ (close()) serve as they are.
 
     def __del__(self) -> None:
         stream = getattr(self, "_stream", None)
