@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import ssl
 import sys
 import threading
@@ -257,6 +258,19 @@ async def anysoup_client(setup: Setup) -> AsyncIterator[Client]:
             yield Client(get, stream, ws_echo, protocols, sync_get)
         finally:
             await blocking.aclose()
+
+
+#: A second anysoup, for a same-run A/B: the tree at this path (a checkout of
+#: an earlier commit) is imported by the ``anysoup-base`` workers instead of
+#: the installed one (worker.py puts it first on ``sys.path``).
+BASE_TREE_VARIABLE = "ANYSOUP_BASE_TREE"
+if os.environ.get(BASE_TREE_VARIABLE):
+    adapter(
+        "anysoup-base",
+        backends=BOTH,
+        ops=HTTP_OPS | {"ws_echo"},
+        dists=("anyio",),
+    )(anysoup_client)
 
 
 @adapter("h11raw", backends=BOTH, ops=HTTP_OPS | {"ws_echo"}, dists=("h11", "wsproto", "anyio"))

@@ -22,10 +22,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import traceback
 from importlib import metadata
 from typing import Any
+
+# The A/B client (see adapters.BASE_TREE_VARIABLE) imports its own anysoup.
+if sys.argv[1:2] == ["anysoup-base"] and os.environ.get("ANYSOUP_BASE_TREE"):
+    sys.path.insert(0, os.environ["ANYSOUP_BASE_TREE"])
 
 from adapters import ADAPTERS, Setup, protocol_name
 from scenarios import SCENARIOS, Run
