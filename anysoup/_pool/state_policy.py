@@ -118,9 +118,8 @@ class PoolState(Records):
         host = self._hosts.get(key)
         if host is None:
             return None
-        record = self._shared(host)
-        if record is not None:
-            return record
+        if host.shared:  # an HTTP/2 connection with room for a stream
+            return self._shared(host)
         while host.idle:
             record = self._pop_idle(host)
             if record.is_alive():
@@ -297,12 +296,11 @@ class PoolState(Records):
             return
         self._process()
 
-    def _shared(self, host: Host) -> ConnectionRecord | None:
-        """Lend a stream of ``host``'s oldest multiplexed connection with room, if any."""
-        for record in host.shared:
-            self._lend(record)
-            return record
-        return None
+    def _shared(self, host: Host) -> ConnectionRecord:
+        """Lend a stream of ``host``'s oldest multiplexed connection with room (there is one)."""
+        record = next(iter(host.shared))
+        self._lend(record)
+        return record
 
     def _release_stream(self, record: ConnectionRecord, now: float) -> None:
         state = record.state
