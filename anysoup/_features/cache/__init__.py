@@ -1,0 +1,1 @@
+"""The HTTP cache feature (RFC 9111)."""
