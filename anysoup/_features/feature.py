@@ -39,8 +39,17 @@ class SessionFeature:
     POSITION_COOKIES: ClassVar[int] = 600
     POSITION_LOGGER: ClassVar[int] = 700
 
+    #: Positions at the network edge, inside every feature stage: the
+    #: cache's lookup and store, then a test router standing in for the network.
+    POSITION_CACHE_NETWORK: ClassVar[int] = 800
+    POSITION_TESTING: ClassVar[int] = 900
+
     #: Where :meth:`handle` runs in the chain; None if the feature doesn't handle messages.
     chain_position: ClassVar[int | None] = None
+    #: Where :meth:`handle_network` runs, for a feature that also needs a stage
+    #: at the network edge (it sees the request exactly as sent, after auth and
+    #: cookies, and the response before any decoding); None if it has none.
+    network_position: ClassVar[int | None] = None
 
     _session: Session | None = None
 
@@ -85,6 +94,13 @@ class SessionFeature:
 
     async def handle(self, msg: Message, call_next: CallNext) -> InputStream:
         """Send ``msg`` through this stage: by default, pass it on unchanged."""
+        return await call_next(msg)
+
+    async def handle_network(self, msg: Message, call_next: CallNext) -> InputStream:
+        """The stage at :attr:`network_position`: by default, pass it on unchanged.
+
+        A message that disabled the feature skips this stage too.
+        """
         return await call_next(msg)
 
     def __repr__(self) -> str:

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from yarl import URL
 
 from .body import RequestBody, RequestBodySource
-from .enums import HTTPVersion, MessageFlags, MessagePriority, TlsCertificateFlags
+from .enums import CacheResult, HTTPVersion, MessageFlags, MessagePriority, TlsCertificateFlags
 from .headers import MessageHeaders
 from .signals import Handler, Signal, SignalDescriptor
 from .uri import parse_uri
@@ -91,6 +91,7 @@ class Message:
         "__weakref__",
         "_auth_state",
         "_body",
+        "_cache",
         "_connection_id",
         "_connection_note",
         "_connection_owner",
@@ -103,6 +104,7 @@ class Message:
         "_switched",
         "_tls_client_certificate",
         "_tls_strict",
+        "cache_result",
         "first_party",
         "flags",
         "force_http1",
@@ -244,6 +246,12 @@ class Message:
         #: WebSocket handshake that was not 101. None otherwise (bodies are
         #: streams: see :meth:`anysoup.Session.send`).
         self.response_body: bytes | None = None
+        #: Where the answer came from as far as the :class:`~anysoup.Cache` is
+        #: concerned: :attr:`~anysoup.CacheResult.NONE` without a cache, else a
+        #: miss, a (stale) hit or a revalidated entry (set with the final headers).
+        self.cache_result = CacheResult.NONE
+        # The cache's bookkeeping for this message's current hop, or None.
+        self._cache: object = None
         self._body = RequestBody.make(body) if body is not None else None
         self._disabled: set[type] | None = None
         self._signals: dict[str, Signal] | None = None

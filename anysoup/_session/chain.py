@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from .._features.feature import CallNext, SessionFeature
@@ -13,27 +13,33 @@ if TYPE_CHECKING:
 
 __all__ = ["build_chain"]
 
+#: A stage's method: ``feature.handle`` or ``feature.handle_network``.
+HandleFn = Callable[["Message", CallNext], Awaitable["InputStream"]]
+
 
 def build_chain(features: Iterable[SessionFeature], core: CallNext) -> CallNext:
     """Compose the features that handle messages around ``core``.
 
-    Stages are ordered by ``chain_position`` (outer first); a stage whose
-    feature type the message disabled is skipped for that message. The
+    Stages are ordered by ``chain_position`` (outer first), and a feature
+    with a ``network_position`` gets a second stage there (the network edge);
+    a stage whose feature type the message disabled is skipped for that message. The
     result is built once per change of the feature set, not per message.
     """
-    stages = sorted(
-        (f for f in features if f.chain_position is not None),
-        key=lambda f: f.chain_position or 0,
-    )
+    stages: list[tuple[int, SessionFeature, HandleFn]] = []
+    for feature in features:
+        if feature.chain_position is not None:
+            stages.append((feature.chain_position, feature, feature.handle))
+        if feature.network_position is not None:
+            stages.append((feature.network_position, feature, feature.handle_network))
+    stages.sort(key=lambda stage: stage[0])  # stable: equal positions keep their order
     handler = core
-    for stage in reversed(stages):
-        handler = _stage(stage, handler)
+    for _, feature, handle in reversed(stages):
+        handler = _stage(feature, handle, handler)
     return handler
 
 
-def _stage(feature: SessionFeature, inner: CallNext) -> CallNext:
+def _stage(feature: SessionFeature, handle: HandleFn, inner: CallNext) -> CallNext:
     feature_type = type(feature)
-    handle = feature.handle
 
     async def call(msg: Message) -> InputStream:
         if msg._disabled and msg.is_feature_disabled(feature_type):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from ..._model.enums import CacheResult
+
 __all__ = ["CacheResult", "CacheType", "StoredResponse"]
 
 
@@ -25,27 +27,6 @@ class CacheType(enum.Enum):
     #: answers to requests with ``Authorization`` are not stored (unless the
     #: response allows it), ``s-maxage`` and ``proxy-revalidate`` apply.
     SHARED = "shared"
-
-
-class CacheResult(enum.Enum):
-    """Where a message's answer came from, as far as the cache is concerned (``Message.cache_result``)."""
-
-    #: The cache took no part: no :class:`~anysoup.Cache` on the session, the
-    #: message disabled it, or the request can't use a cache (not GET or HEAD,
-    #: a Range request).
-    NONE = "none"
-    #: The cache had nothing usable: the answer came from the network (and
-    #: may have been stored). A ``504`` made up for ``only-if-cached`` is a miss too.
-    MISS = "miss"
-    #: A fresh stored answer, served without contacting the server.
-    HIT = "hit"
-    #: A stale stored answer, served without a successful validation, as the
-    #: request (``max-stale``) or the response (``stale-while-revalidate``,
-    #: ``stale-if-error``, RFC 5861) allowed.
-    STALE = "stale"
-    #: The server confirmed the stored answer (``304 Not Modified``): its
-    #: headers were updated and its stored body served.
-    REVALIDATED = "revalidated"
 
 
 @dataclass(frozen=True)
