@@ -104,6 +104,7 @@ class Message:
         "_switched",
         "_tls_client_certificate",
         "_tls_strict",
+        "_validating",
         "cache_result",
         "first_party",
         "flags",
@@ -252,6 +253,10 @@ class Message:
         self.cache_result = CacheResult.NONE
         # The cache's bookkeeping for this message's current hop, or None.
         self._cache: object = None
+        # The cache sent this exchange's conditional request: a 304 to it is the
+        # cache's to turn into the stored answer, which brings its own
+        # got_headers, got_body and finished (the core stays quiet about the 304).
+        self._validating = False
         self._body = RequestBody.make(body) if body is not None else None
         self._disabled: set[type] | None = None
         self._signals: dict[str, Signal] | None = None

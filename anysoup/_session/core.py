@@ -411,7 +411,7 @@ async def _exchange(
             )
         if msg._signals:
             await emit(msg, "got_informational")
-    if msg._signals:
+    if msg._signals and not (msg._validating and msg.status == 304):
         await emit(msg, "got_headers")
     return InputStream(_Exchange(pool, conn, msg))
 

@@ -77,7 +77,7 @@ async def exchange_h2(
         status = await _final_head(stream, msg)
         if status == 421 and retry_421 and (body is None or body.replayable):
             raise Misdirected(f"{conn.plan.label}: 421 Misdirected Request", message=msg)  # noqa: TRY301
-        if msg._signals:
+        if msg._signals and not (msg._validating and status == 304):
             await emit(msg, "got_headers")
     except BaseException as exc:
         stream.reset()

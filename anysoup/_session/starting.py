@@ -77,6 +77,8 @@ async def finish_body(msg: Message) -> None:
     reaches the end: a sniffer that peeked up to the end must not announce
     the body before ``send()`` has even returned.
     """
+    if msg._validating and msg.status == 304:
+        return  # the cache serves the stored answer instead, with its own signals
     if msg._signals:
         await emit(msg, "got_body")
     if msg._signals:

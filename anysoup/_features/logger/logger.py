@@ -38,7 +38,7 @@ from weakref import WeakKeyDictionary
 
 import anyio
 
-from ..._model.enums import HTTPVersion, LoggerLogLevel
+from ..._model.enums import CacheResult, HTTPVersion, LoggerLogLevel
 from ..._model.uri import host_header
 from ..feature import CallNext, SessionFeature
 from .lines_policy import (
@@ -67,6 +67,8 @@ if TYPE_CHECKING:
 __all__ = ["Logger"]
 
 _stdlib = logging.getLogger("anysoup")
+#: Answers the logger marks with a ``Soup-Debug-Cache`` line.
+_FROM_CACHE = frozenset({CacheResult.HIT, CacheResult.STALE, CacheResult.REVALIDATED})
 
 # -- the feature -----------------------------------------------------------------------
 
@@ -243,6 +245,8 @@ class Logger(SessionFeature):
         try:
             if attempt is not None:
                 attempt.flush()
+                if not attempt.written:  # the cache answered: nothing went out
+                    attempt.not_sent("not sent: answered by the cache")
             self._response(msg, stream)
         except BaseException:
             # A printer or a filter failed: the caller never gets the stream,
@@ -297,6 +301,8 @@ class Logger(SessionFeature):
             (MINIMAL, "<", f"Soup-Debug-Timestamp: {int(time.time())}"),
             (MINIMAL, "<", f"Soup-Debug: {self._describe(msg)}"),
         ]
+        if msg.cache_result in _FROM_CACHE:
+            lines.append((MINIMAL, "<", f"Soup-Debug-Cache: {msg.cache_result.value}"))
         if level >= HEADERS:
             lines += header_lines("<", list(msg.response_headers), self._redact)
         return lines
@@ -466,6 +472,12 @@ class _Attempt:
             head += self._body.lines(">", complete=complete)
         self._print([*head, SEPARATOR])
         self.logged = True
+
+    def not_sent(self, why: str) -> None:
+        """The pass ended without a write (a cached answer): show the request as it stood."""
+        self._body = None
+        self._streamed = self._continue = False
+        self._begin(why)
 
     def failed(self, exc: BaseException) -> None:
         """The pass ended in ``exc``: show the request if it never was, then why."""
