@@ -112,8 +112,8 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return "locked" in text or "busy" in text
 
 
-def _connect(path: str) -> sqlite3.Connection:
-    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+def _connect(path: str, timeout: float) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     try:
         db.execute("PRAGMA synchronous = NORMAL")
     except BaseException:
@@ -140,10 +140,12 @@ class DiskIndex:
 
     Args:
         path: The database file (``<dir>/index.sqlite``).
+        busy_timeout: How long a statement waits for another connection's lock.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.path = path
+        self._timeout = busy_timeout
         self._writer: sqlite3.Connection | None = None
         self._write_lock = threading.Lock()
         self._readers: list[sqlite3.Connection] = []
@@ -171,7 +173,7 @@ class DiskIndex:
 
     def _open_checked(self) -> None:
         _create_private(self.path)
-        db = _connect(self.path)
+        db = _connect(self.path, self._timeout)
         try:
             self._retry(lambda: db.execute("PRAGMA journal_mode = WAL").fetchone())
             self._retry(lambda: self._check_schema(db))
@@ -234,7 +236,7 @@ class DiskIndex:
             if db is None:
                 if self._closed:
                     raise IndexUnavailable("the cache index is closed")
-                db = _connect(self.path)
+                db = _connect(self.path, self._timeout)
             conn = db
             return self._retry(lambda: action(conn))
         except sqlite3.Error as exc:

@@ -166,9 +166,15 @@ class LocalState:
         with self.lock:
             self._uses[entry_id] = now
 
-    def take_batch(self) -> tuple[dict[str, float], set[str]]:
-        """The uses and bad rows to write now (the caller's transaction owns them)."""
+    def take_batch(self, inserting: str | None = None) -> tuple[dict[str, float], set[str]]:
+        """The uses and bad rows to write now (the caller's transaction owns them).
+
+        The uses of pending entries stay for a later batch (they have no row
+        yet), except the one of the entry ``inserting`` in the same transaction.
+        """
         with self.lock:
-            uses, self._uses = self._uses, {}
+            pending = self._pending_ids
+            uses = {i: t for i, t in self._uses.items() if i == inserting or i not in pending}
+            self._uses = {i: t for i, t in self._uses.items() if i not in uses}
             bad, self._bad = self._bad, set()
         return uses, bad

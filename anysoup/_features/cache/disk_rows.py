@@ -168,7 +168,7 @@ def evict(db: sqlite3.Connection, max_size: int) -> tuple[list[str], int]:
     total = int(db.execute(_TOTAL).fetchone()[0])
     while total > max_size:
         rows = db.execute(
-            "SELECT entry_id, body_size, file FROM entries ORDER BY last_used LIMIT ?",
+            "SELECT entry_id, body_size, file FROM entries ORDER BY last_used, rowid LIMIT ?",
             (_EVICT_BATCH,),
         ).fetchall()
         if not rows:

@@ -71,7 +71,7 @@ from .disk_body import (
     open_body_file,
     write_segments,
 )
-from .disk_index import INLINE_MAX, DiskIndex, IndexUnavailable, Row
+from .disk_index import BUSY_TIMEOUT, INLINE_MAX, DiskIndex, IndexUnavailable, Row
 from .disk_local import LocalState
 from .disk_writer import DiskWriter
 from .entry_policy import StoredResponse
@@ -97,12 +97,19 @@ class DiskStorage(CacheStorage):
     Args:
         directory: Where the cache lives; created (0700) if missing.
         max_size: The cap on the bytes of bodies held in the directory.
+        busy_timeout: How long (s) an index statement waits for another
+            process's lock before it is retried (then given up, logged).
     """
 
     def __init__(
-        self, directory: str | os.PathLike[str], *, max_size: int = DEFAULT_MAX_SIZE
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        max_size: int = DEFAULT_MAX_SIZE,
+        busy_timeout: float = BUSY_TIMEOUT,
     ) -> None:
         super().__init__(max_size=max_size)
+        self._busy_timeout = busy_timeout
         self._dir = os.path.abspath(os.fspath(directory))
         self._bodies = os.path.join(self._dir, "bodies")
         self._opened: Opened | None = None
@@ -138,7 +145,9 @@ class DiskStorage(CacheStorage):
                 return
             make_private_dir(self._dir)
             make_private_dir(self._bodies)
-            index = DiskIndex(os.path.join(self._dir, "index.sqlite"))
+            index = DiskIndex(
+                os.path.join(self._dir, "index.sqlite"), busy_timeout=self._busy_timeout
+            )
             with directory_lock(self._dir):
                 index.open()
                 try:
@@ -244,6 +253,7 @@ class DiskStorage(CacheStorage):
 
     def publish(self, body: BodyFile, entry: StoredResponse) -> None:
         """Make a committed entry visible in this process (the writer's commit)."""
+        body.committed_at = time.time()
         self._local.publish(body, entry)
 
     def remove_pending(self, body: BodyFile) -> None:
@@ -282,8 +292,7 @@ class DiskStorage(CacheStorage):
     def _insert(
         self, opened: Opened, body: BodyFile, inline: bytes | None, name: str | None
     ) -> bool:
-        uses, bad = self._local.take_batch()
-        now = time.time()
+        uses, bad = self._local.take_batch(body.entry.entry_id)
 
         def step(db: sqlite3.Connection) -> tuple[list[str], int] | None:
             # Under the lock, inside the transaction: a remove() either came
@@ -292,9 +301,11 @@ class DiskStorage(CacheStorage):
                 if body.dropped:
                     return None  # removed or replaced while it was being written
                 entry = body.entry
-            rows.touch(db, uses)
             files = [f for entry_id in bad for f in rows.remove(db, None, entry_id)]
-            files += rows.insert(db, entry, inline, name, now)
+            # Its last use is its commit (or a read since, in ``uses``), not
+            # now: LRU order is the order the caller stored and read things.
+            files += rows.insert(db, entry, inline, name, body.committed_at)
+            rows.touch(db, uses)
             evicted, total = rows.evict(db, self._max_size)
             return files + evicted, total
 

@@ -102,7 +102,8 @@ class DiskWriter(EntryWriter):
             if self._state is not _State.WRITING or self._body.failed:
                 self.abort()
                 return False
-        self._body.add_segment(bytes(self._buffer))
+        # The buffer itself becomes the segment (no copy); a new one fills.
+        self._body.add_segment(self._buffer)
         self._buffer = bytearray()
         return self._submit(write_segments, self._body)
 
@@ -126,7 +127,7 @@ class DiskWriter(EntryWriter):
             self.abort()
             return
         if self._buffer:
-            self._body.add_segment(bytes(self._buffer))
+            self._body.add_segment(self._buffer)
             self._buffer = bytearray()
         self._storage.publish(self._body, dataclasses.replace(entry, body_size=self._size))
         self._state = _State.COMMITTED
