@@ -1,0 +1,375 @@
+"""The disk cache's body files: writing one in the background, reading it back, tidying up.
+
+Theory of operation
+-------------------
+A body larger than ``disk_index.INLINE_MAX`` lives in its own file under
+``<dir>/bodies/``, named ``<32 hex>.body`` (a fresh random name per entry,
+so two processes storing the same URL never write the same file). It is
+written under a temporary name, ``tmp-<pid>-<32 hex>.part``, in the same
+directory, synced, then renamed into place (``os.replace`` is atomic) before
+its index row is inserted: a name in the index always means a complete
+file. Files are created 0600 whatever the umask (``os.open`` mode, then
+``fchmod``); the directories are 0700.
+
+A :class:`BodyFile` is one body on its way to disk, shared by three
+parties under its lock:
+
+* the entry's writer (on the event loop) hands it *segments*, buffers of
+  about 1 MiB (:data:`BUFFER_SIZE`), in order;
+* the store's worker thread writes the segments to the temporary file
+  (:func:`write_segments`), dropping each from memory once it is written;
+* readers (:class:`PendingReader`) of an entry already committed but not
+  yet in the index read bytes below :attr:`BodyFile.written` from the file
+  and the rest from the segments still in memory, so a new entry serves
+  the next request before its disk write ends.
+
+The file descriptor is counted (:attr:`BodyFile.users`: the writer and each
+reader): it is closed when the last one lets go, so a reader keeps a valid
+file even when the entry was renamed, replaced or evicted meanwhile.
+
+:func:`clean_leftovers` runs when a store opens: it removes the temporary
+files of writers that died (their pid is gone, or the file is older than
+a minute) and body files no index row names (left by a crash between a
+rename and the index insert, or after the index was replaced); files of
+any other name are not ours and are left alone.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import re
+import stat
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import anyio.to_thread
+
+from .entry_policy import StoredResponse
+from .storage import READ_SIZE, BodyReader
+
+__all__ = [
+    "BUFFER_SIZE",
+    "READ_AHEAD",
+    "BodyFile",
+    "FileReader",
+    "PendingReader",
+    "body_name",
+    "clean_leftovers",
+    "directory_lock",
+    "is_body_name",
+    "make_private_dir",
+    "open_body_file",
+    "write_segments",
+]
+
+_log = logging.getLogger("anysoup.cache")
+
+#: A writer hands the disk this much at a time; one such buffer may wait.
+BUFFER_SIZE = 1024 * 1024
+#: What a file reader reads in one thread hop (handed out in READ_SIZE pieces).
+READ_AHEAD = 4 * READ_SIZE
+#: A leftover temporary file this old is a dead writer's, whatever its pid.
+_STALE_AFTER = 60.0
+_TEMP = re.compile(r"tmp-(\d+)-[0-9a-f]{32}\.part")
+_BODY = re.compile(r"[0-9a-f]{32}\.body")
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def body_name() -> str:
+    """A fresh body file name."""
+    return f"{uuid.uuid4().hex}.body"
+
+
+def is_body_name(name: str) -> bool:
+    """Whether ``name`` is a body file's name (a row can't make us touch another file)."""
+    return _BODY.fullmatch(name) is not None
+
+
+def make_private_dir(path: str) -> None:
+    """Create ``path`` (and parents) if needed; a directory we create is 0700."""
+    if not os.path.isdir(path):
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)  # makedirs' mode is filtered by the umask
+
+
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    data = os.pread(fd, size, offset)
+    if len(data) != size:
+        raise OSError(f"cache body file ended at {offset + len(data)}, expected more")
+    return data
+
+
+class BodyFile:
+    """One entry's body on its way to disk (see the module docstring).
+
+    Args:
+        directory: The ``bodies`` directory.
+        entry: The entry's metadata (final once committed).
+    """
+
+    def __init__(self, directory: str, entry: StoredResponse) -> None:
+        self.lock = threading.Lock()
+        self.directory = directory
+        #: The metadata; the store replaces it at commit and on update().
+        self.entry = entry
+        self.temp_path = os.path.join(directory, f"tmp-{os.getpid()}-{uuid.uuid4().hex}.part")
+        self.fd: int | None = None
+        #: The temporary file was created and not yet renamed (only the worker changes it).
+        self.temp_exists = False
+        #: Who needs ``fd`` open: the writer (until its last job) and each reader.
+        self.users = 1
+        #: Bytes in the file; the segments hold the bytes after them, in order.
+        self.written = 0
+        #: Each segment is the writer's buffer, handed over whole and never changed after.
+        self.segments: collections.deque[bytearray] = collections.deque()
+        #: When it was committed (its first use, as far as eviction goes).
+        self.committed_at = 0.0
+        #: A disk write failed: the entry will not be stored.
+        self.failed = False
+        #: Removed, replaced or aborted before reaching the index: not stored.
+        self.dropped = False
+
+    def add_segment(self, data: bytearray) -> None:
+        """Queue ``data`` (after what was queued before) for the disk."""
+        with self.lock:
+            self.segments.append(data)
+
+    def acquire(self) -> None:
+        """One more user of the file descriptor."""
+        with self.lock:
+            self.users += 1
+
+    def release(self) -> None:
+        """One user fewer; the last one closes the file."""
+        with self.lock:
+            self.users -= 1
+            fd = self.fd if self.users == 0 else None
+            if fd is not None:
+                self.fd = None
+        if fd is not None:
+            os.close(fd)
+
+    def in_memory(self) -> bytes:
+        """The whole body when it never went to a file (small bodies)."""
+        with self.lock:
+            return b"".join(self.segments)
+
+    def discard(self) -> None:
+        """The writer's last word when nothing is stored: close and remove the temporary file."""
+        self.release()
+        if self.temp_exists:
+            self.temp_exists = False
+            with contextlib.suppress(OSError):
+                os.unlink(self.temp_path)
+
+
+def write_segments(body: BodyFile) -> None:
+    """Write the queued segments to the temporary file (the worker thread's job).
+
+    A failure is logged once and marks the body failed: the writer then
+    stops, and the entry is not stored; segments not written stay in
+    memory, so a reader of the committed entry still gets its bytes.
+    """
+    while True:
+        with body.lock:
+            if body.failed or body.dropped or not body.segments:
+                return
+            data, fd, offset = body.segments[0], body.fd, body.written
+        try:
+            if fd is None:
+                fd = os.open(
+                    body.temp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o600
+                )
+                body.temp_exists = True
+                os.fchmod(fd, 0o600)
+                with body.lock:
+                    body.fd = fd
+            view = memoryview(data)
+            while view:
+                done = os.pwrite(fd, view, offset)
+                view, offset = view[done:], offset + done
+        except OSError as exc:
+            _log.warning("cache body for %r not stored: writing %r failed: %s",
+                         body.entry.key, body.temp_path, exc)  # fmt: skip
+            with body.lock:
+                body.failed = True
+            return
+        with body.lock:
+            body.segments.popleft()
+            body.written = offset
+
+
+class PendingReader(BodyReader):
+    """Reads a committed body whose disk write may still be under way.
+
+    Bytes below :attr:`BodyFile.written` come from the file (in a worker
+    thread), the rest from the segments in memory (no thread at all).
+    """
+
+    def __init__(self, body: BodyFile, size: int) -> None:
+        body.acquire()
+        self._body: BodyFile | None = body
+        self._size = size
+        self._pos = 0
+
+    async def read_chunk(self) -> bytes | None:
+        """The next piece of the body, or None at its end."""
+        body, pos = self._body, self._pos
+        if body is None or pos >= self._size:
+            return None
+        with body.lock:
+            fd, written = body.fd, body.written
+            piece = None
+            if pos >= written:
+                offset = pos - written
+                for segment in body.segments:
+                    if offset < len(segment):
+                        piece = bytes(memoryview(segment)[offset : offset + READ_SIZE])
+                        break
+                    offset -= len(segment)
+                else:
+                    raise OSError("cache body ended early (its disk write failed)")
+        if piece is None:
+            assert fd is not None  # written > pos >= 0: the file exists and we hold it open
+            piece = await anyio.to_thread.run_sync(_pread, fd, min(READ_SIZE, written - pos), pos)
+        self._pos = pos + len(piece)
+        return piece
+
+    async def aclose(self) -> None:
+        """Stop reading; the file closes when no one else needs it."""
+        self._close()
+
+    def _close(self) -> None:
+        body, self._body = self._body, None
+        if body is not None:
+            body.release()
+
+    def __del__(self) -> None:
+        self._close()
+
+
+class FileReader(BodyReader):
+    """Reads a complete body file through an open descriptor.
+
+    One thread hop reads :data:`READ_AHEAD` bytes, handed out in pieces of
+    :data:`~.storage.READ_SIZE`: fewer hops for a large body, memory still flat.
+    """
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd: int | None = fd
+        self._size = size
+        self._pos = 0
+        self._block = b""
+        self._taken = 0
+
+    async def read_chunk(self) -> bytes | None:
+        """The next piece of the body, or None at its end."""
+        if self._taken >= len(self._block):
+            fd, pos = self._fd, self._pos
+            if fd is None or pos >= self._size:
+                return None
+            size = min(READ_AHEAD, self._size - pos)
+            self._block = await anyio.to_thread.run_sync(_pread, fd, size, pos)
+            self._pos, self._taken = pos + size, 0
+        block, start = self._block, self._taken
+        if start == 0 and len(block) <= READ_SIZE:
+            self._taken = len(block)
+            return block
+        self._taken = end = min(start + READ_SIZE, len(block))
+        return block[start:end]
+
+    async def aclose(self) -> None:
+        """Close the file."""
+        self._close()
+
+    def _close(self) -> None:
+        fd, self._fd = self._fd, None
+        self._block, self._taken = b"", 0
+        if fd is not None:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self._close()
+
+
+def open_body_file(path: str, size: int) -> int:
+    """Open a body file for reading, checking that it holds ``size`` bytes.
+
+    Raises:
+        OSError: It can't be opened, is not a regular file, or has another size.
+    """
+    fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if stat.S_ISREG(st.st_mode) and st.st_size == size:
+        return fd
+    os.close(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(f"{path!r} is not a regular file")
+    raise OSError(f"{path!r} holds {st.st_size} bytes, the index says {size}")
+
+
+@contextlib.contextmanager
+def directory_lock(directory: str) -> Iterator[None]:
+    """Hold the directory's lock file (between processes; none where flock is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT | _O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process (EPERM): alive
+    return True
+
+
+def clean_leftovers(directory: str, named: set[str], *, now: float | None = None) -> None:
+    """Remove dead writers' temporary files and body files no row names.
+
+    A body file younger than a minute is kept even when no row names it: its
+    writer (in another process) may be between the rename and the insert.
+    """
+    now = time.time() if now is None else now
+    foreign = 0
+    try:
+        names = os.listdir(directory)
+    except OSError as exc:
+        _log.warning("cache directory %r not readable: %s", directory, exc)
+        return
+    for name in names:
+        temp = _TEMP.fullmatch(name)
+        if temp is None:
+            if _BODY.fullmatch(name) is None:
+                foreign += 1
+                continue
+            if name in named:
+                continue
+        path = os.path.join(directory, name)
+        try:
+            age = now - os.lstat(path).st_mtime
+            if age > _STALE_AFTER or (temp is not None and not _pid_alive(int(temp[1]))):
+                os.unlink(path)
+        except OSError:
+            continue  # gone already, or not ours to remove
+    if foreign:
+        _log.info("cache directory %r: ignoring %d files not the cache's", directory, foreign)
