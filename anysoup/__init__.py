@@ -14,6 +14,8 @@ from ._features.auth.digest_policy import AuthDigest as AuthDigest
 from ._features.auth.manager import AuthManager as AuthManager
 from ._features.auth.ntlm_policy import AuthNegotiate as AuthNegotiate
 from ._features.auth.ntlm_policy import AuthNTLM as AuthNTLM
+from ._features.cache.cache import Cache as Cache
+from ._features.cache.entry_policy import CacheType as CacheType
 from ._features.cookies.jar import Cookie as Cookie
 from ._features.cookies.jar import CookieJar as CookieJar
 from ._features.cookies.jar import CookieJarAcceptPolicy as CookieJarAcceptPolicy
@@ -36,6 +38,7 @@ from ._model.body import RequestBody as RequestBody
 from ._model.cancellable import Cancellable as Cancellable
 from ._model.certificate import TlsCertificate as TlsCertificate
 from ._model.certificate import TlsInteraction as TlsInteraction
+from ._model.enums import CacheResult as CacheResult
 from ._model.enums import HTTPVersion as HTTPVersion
 from ._model.enums import LoggerLogLevel as LoggerLogLevel
 from ._model.enums import MessageFlags as MessageFlags
@@ -127,6 +130,9 @@ __all__ = [
     "CookieJar",
     "CookieJarAcceptPolicy",
     "CookieJarDB",
+    "Cache",
+    "CacheResult",
+    "CacheType",
     "CookieJarText",
     "SameSitePolicy",
     "HSTSEnforcer",
