@@ -148,7 +148,7 @@ class Cache(SessionFeature):
 
     @property
     def cache_type(self) -> CacheType:
-        """Whose cache this is: a single user's or a shared one."""
+        """Whose cache this is (a single user's or a shared one), a :class:`CacheType`."""
         return self._cache_type
 
     @property
