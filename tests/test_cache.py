@@ -613,3 +613,34 @@ async def test_cancel_at_every_checkpoint_of_the_cache(
             again, got = await _get(session, url)
             assert (again.cache_result, got) == (CacheResult.HIT, body)
         await leak_check(session)
+
+
+async def test_two_sessions_on_one_directory_under_concurrency(tmp_path: Path) -> None:
+    """hishel #432: "database is locked" under concurrency never reaches a caller."""
+    clock = Clock()
+
+    def script(request: ReceivedRequest) -> Answer:
+        headers = [("Date", _date()), ("Cache-Control", "max-age=600")]
+        return 200, headers, request.target.encode() * 100
+
+    async with _serve({f"/{i}": script for i in range(40)}) as server:
+        sessions = [
+            anysoup.Session(features=[_cache(clock, tmp_path / "shared")], max_conns_per_host=8)
+            for _ in range(2)
+        ]
+        results: list[tuple[int, CacheResult]] = []
+
+        async def fetch(session: anysoup.Session, i: int) -> None:
+            msg, body = await _get(session, server.url_for(f"/{i}"))
+            assert body == f"/{i}".encode() * 100
+            results.append((i, msg.cache_result))
+
+        async with sessions[0] as first, sessions[1] as second, anyio.create_task_group() as tg:
+            for i in range(40):
+                tg.start_soon(fetch, first, i)
+                tg.start_soon(fetch, second, i)
+        assert len(results) == 80
+        async with anysoup.Session(features=[_cache(clock, tmp_path / "shared")]) as third:
+            for i in range(40):
+                msg, _ = await _get(third, server.url_for(f"/{i}"))
+                assert msg.cache_result is CacheResult.HIT
