@@ -644,3 +644,40 @@ async def test_two_sessions_on_one_directory_under_concurrency(tmp_path: Path) -
             for i in range(40):
                 msg, _ = await _get(third, server.url_for(f"/{i}"))
                 assert msg.cache_result is CacheResult.HIT
+
+
+async def test_request_directives_and_disabling_the_cache() -> None:
+    clock = Clock()
+
+    def script(request: ReceivedRequest) -> Answer:
+        headers = [("Date", _date()), ("ETag", '"r"'), ("Cache-Control", "max-age=100")]
+        if request.header("if-none-match") == '"r"':
+            return 304, headers, b""
+        return 200, headers, b"body"
+
+    async with (
+        _serve({"/d": script}) as server,
+        anysoup.Session(features=[_cache(clock)]) as session,
+    ):
+        url = server.url_for("/d")
+        await _get(session, url)
+        expected = [
+            ({}, CacheResult.HIT),
+            ({"Cache-Control": "max-age=10"}, CacheResult.REVALIDATED),
+            ({"Cache-Control": "min-fresh=80"}, CacheResult.REVALIDATED),
+            ({"Cache-Control": "no-cache"}, CacheResult.REVALIDATED),
+            ({"Pragma": "no-cache"}, CacheResult.REVALIDATED),
+        ]
+        for headers, result in expected:
+            clock.now += 50  # half its lifetime: fresh, unless the request asks for more
+            msg, body = await _get(session, url, headers)
+            assert (msg.cache_result, body) == (result, b"body"), headers
+        clock.now += 150  # stale by 50 s now (each validation made it new again)
+        msg, body = await _get(session, url, {"Cache-Control": "max-stale=100"})
+        assert (msg.cache_result, body) == (CacheResult.STALE, b"body")
+        msg = anysoup.Message("GET", url)
+        msg.disable_feature(Cache)
+        assert await session.send_and_read(msg) == b"body"
+        assert msg.cache_result is CacheResult.NONE
+    validations = [r.header("if-none-match") for r in server.requests]
+    assert validations == [None, '"r"', '"r"', '"r"', '"r"', None]
