@@ -60,6 +60,7 @@ __all__ = [
     "PendingReader",
     "body_name",
     "clean_leftovers",
+    "delete_bodies",
     "directory_lock",
     "is_body_name",
     "make_private_dir",
@@ -88,6 +89,14 @@ def body_name() -> str:
 def is_body_name(name: str) -> bool:
     """Whether ``name`` is a body file's name (a row can't make us touch another file)."""
     return _BODY.fullmatch(name) is not None
+
+
+def delete_bodies(directory: str, names: list[str]) -> None:
+    """Delete body files (only names that are body names: a row can't point elsewhere)."""
+    for name in names:
+        if is_body_name(name):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
 
 
 def make_private_dir(path: str) -> None:
@@ -267,6 +276,24 @@ class FileReader(BodyReader):
         self._block = b""
         self._taken = 0
 
+    @classmethod
+    def open(cls, path: str, size: int) -> FileReader:
+        """Open ``path`` (see :func:`open_body_file`) and read its first block, in one go.
+
+        Blocking: the store calls it in the thread that found the row, so a
+        body up to :data:`READ_AHEAD` costs no further thread hop.
+        """
+        fd = open_body_file(path, size)
+        first = min(READ_AHEAD, size)
+        try:
+            block = _pread(fd, first, 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        reader = cls(fd, size)
+        reader._block, reader._pos = block, first
+        return reader
+
     async def read_chunk(self) -> bytes | None:
         """The next piece of the body, or None at its end."""
         if self._taken >= len(self._block):
@@ -327,6 +354,7 @@ def directory_lock(directory: str) -> Iterator[None]:
         return
     fd = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT | _O_CLOEXEC, 0o600)
     try:
+        os.fchmod(fd, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
