@@ -195,9 +195,9 @@ def write_segments(body: BodyFile) -> None:
                     body.temp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o600
                 )
                 body.temp_exists = True
-                os.fchmod(fd, 0o600)
                 with body.lock:
-                    body.fd = fd
+                    body.fd = fd  # from now on closed by the last release()
+                os.fchmod(fd, 0o600)  # the umask may have taken bits the mode asked for
             view = memoryview(data)
             while view:
                 done = os.pwrite(fd, view, offset)
