@@ -24,8 +24,9 @@ import dataclasses
 import threading
 from collections import OrderedDict
 
-from .disk_body import BodyFile, PendingReader
+from .disk_body import BodyFile
 from .disk_index import Row
+from .disk_readers import PendingReader
 from .entry_policy import StoredResponse
 
 __all__ = ["LocalState"]

@@ -56,7 +56,6 @@ import anyio.to_thread
 from . import disk_rows as rows
 from .disk_body import (
     BodyFile,
-    FileReader,
     body_name,
     clean_leftovers,
     delete_bodies,
@@ -67,6 +66,7 @@ from .disk_body import (
 )
 from .disk_index import BUSY_TIMEOUT, INLINE_MAX, DiskIndex, IndexUnavailable, Row
 from .disk_local import LocalState
+from .disk_readers import FileReader
 from .disk_writer import DiskWriter
 from .entry_policy import StoredResponse
 from .storage import DEFAULT_MAX_SIZE, BodyReader, BytesReader, CacheStorage, EntryWriter
