@@ -253,6 +253,19 @@ async def test_readers_outlive_removal(storage: CacheStorage) -> None:
     assert first + await read_all(reader) == body
 
 
+async def test_sizes_and_parity_calls(storage: CacheStorage) -> None:
+    assert storage.max_size == 50 * MiB
+    assert storage.max_entry_size == 5 * MiB
+    for bad in (-1, True, 1.5):
+        with pytest.raises(ValueError, match="max_size"):
+            storage.max_size = bad  # type: ignore[assignment]
+    await store(storage, make_entry(), b"x" * 10)
+    await storage.dump()  # libsoup's names: dump writes what is pending, load re-reads
+    await storage.load()
+    assert storage.total_size() == 10
+    assert await body_of(storage, "https://example.test/a") == b"x" * 10
+
+
 # -- disk: visible before the write ends, backpressure ------------------------------------
 
 
@@ -318,6 +331,38 @@ async def test_writer_waits_only_when_a_second_buffer_is_full(disk: DiskStorage)
     await writer.commit(make_entry())
     await disk.flush()
     assert (await disk.lookup("https://example.test/a"))[0].body_size == 2 * MiB
+
+
+async def test_update_of_an_entry_still_being_written(disk: DiskStorage, tmp_path: Path) -> None:
+    fresh = make_entry(headers=(("etag", '"v2"'),), response_time=2000.0)
+    with held(disk):
+        await store(disk, make_entry(), data_of(200_000))
+        await disk.update(fresh)
+        [found] = await disk.lookup("https://example.test/a")
+        assert found.headers == fresh.headers
+    await disk.flush()
+    again = DiskStorage(tmp_path / "c")
+    [found] = await again.lookup("https://example.test/a")
+    assert found == dataclasses.replace(fresh, body_size=200_000)
+    await again.aclose()
+
+
+async def test_a_failing_disk_stops_the_writer(
+    disk: DiskStorage, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bodies = tmp_path / "c" / "bodies"
+    bodies.rmdir()
+    bodies.write_bytes(b"not a directory")
+    writer = disk.begin(make_entry())
+    with caplog.at_level(logging.WARNING, "anysoup.cache"):
+        assert await writer.write(data_of(MiB))
+        await disk.flush()  # the worker tried, and failed
+        assert not await writer.write(b"more")
+    await writer.commit(make_entry())
+    await disk.flush()
+    assert await disk.lookup("https://example.test/a") == []
+    [record] = [r for r in caplog.records if r.name == "anysoup.cache"]
+    assert "not stored" in record.getMessage()
 
 
 async def test_lru_order_is_the_callers_not_the_disks(disk: DiskStorage) -> None:
@@ -475,6 +520,24 @@ async def test_a_garbage_or_foreign_index_is_moved_aside(
     assert (tmp_path / "c" / "index.sqlite.bad").exists()
     [record] = [r for r in caplog.records if r.name == "anysoup.cache"]
     assert "moved aside" in record.getMessage()
+
+
+async def test_a_newer_index_is_left_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = DiskStorage(tmp_path / "c")
+    await store(storage, make_entry(), b"body")
+    await storage.aclose()
+    await damage(tmp_path, "PRAGMA user_version = 99")
+    storage = DiskStorage(tmp_path / "c")
+    with caplog.at_level(logging.WARNING, "anysoup.cache"):
+        assert await storage.lookup("https://example.test/a") == []
+        writer = storage.begin(make_entry(entry_id="e2"))
+        assert not await writer.write(b"x")
+    await storage.aclose()
+    assert not (tmp_path / "c" / "index.sqlite.bad").exists()
+    assert all("newer layout" in r.getMessage() for r in caplog.records)
+    assert caplog.records
 
 
 async def damage(tmp_path: Path, statement: str) -> None:

@@ -18,7 +18,7 @@ parties under its lock:
   about 1 MiB (:data:`BUFFER_SIZE`), in order;
 * the store's worker thread writes the segments to the temporary file
   (:func:`write_segments`), dropping each from memory once it is written;
-* readers (:class:`PendingReader`) of an entry already committed but not
+* readers (:class:`~.disk_readers.PendingReader`) of an entry already committed but not
   yet in the index read bytes below :attr:`BodyFile.written` from the file
   and the rest from the segments still in memory, so a new entry serves
   the next request before its disk write ends.
@@ -41,29 +41,22 @@ import contextlib
 import logging
 import os
 import re
-import stat
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 
-import anyio.to_thread
-
 from .entry_policy import StoredResponse
-from .storage import READ_SIZE, BodyReader
 
 __all__ = [
     "BUFFER_SIZE",
-    "READ_AHEAD",
     "BodyFile",
-    "FileReader",
-    "PendingReader",
     "body_name",
     "clean_leftovers",
+    "delete_bodies",
     "directory_lock",
     "is_body_name",
     "make_private_dir",
-    "open_body_file",
     "write_segments",
 ]
 
@@ -71,8 +64,6 @@ _log = logging.getLogger("anysoup.cache")
 
 #: A writer hands the disk this much at a time; one such buffer may wait.
 BUFFER_SIZE = 1024 * 1024
-#: What a file reader reads in one thread hop (handed out in READ_SIZE pieces).
-READ_AHEAD = 4 * READ_SIZE
 #: A leftover temporary file this old is a dead writer's, whatever its pid.
 _STALE_AFTER = 60.0
 _TEMP = re.compile(r"tmp-(\d+)-[0-9a-f]{32}\.part")
@@ -90,18 +81,19 @@ def is_body_name(name: str) -> bool:
     return _BODY.fullmatch(name) is not None
 
 
+def delete_bodies(directory: str, names: list[str]) -> None:
+    """Delete body files (only names that are body names: a row can't point elsewhere)."""
+    for name in names:
+        if is_body_name(name):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+
+
 def make_private_dir(path: str) -> None:
     """Create ``path`` (and parents) if needed; a directory we create is 0700."""
     if not os.path.isdir(path):
         os.makedirs(path, mode=0o700, exist_ok=True)
         os.chmod(path, 0o700)  # makedirs' mode is filtered by the umask
-
-
-def _pread(fd: int, size: int, offset: int) -> bytes:
-    data = os.pread(fd, size, offset)
-    if len(data) != size:
-        raise OSError(f"cache body file ended at {offset + len(data)}, expected more")
-    return data
 
 
 class BodyFile:
@@ -186,9 +178,9 @@ def write_segments(body: BodyFile) -> None:
                     body.temp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o600
                 )
                 body.temp_exists = True
-                os.fchmod(fd, 0o600)
                 with body.lock:
-                    body.fd = fd
+                    body.fd = fd  # from now on closed by the last release()
+                os.fchmod(fd, 0o600)  # the umask may have taken bits the mode asked for
             view = memoryview(data)
             while view:
                 done = os.pwrite(fd, view, offset)
@@ -204,119 +196,6 @@ def write_segments(body: BodyFile) -> None:
             body.written = offset
 
 
-class PendingReader(BodyReader):
-    """Reads a committed body whose disk write may still be under way.
-
-    Bytes below :attr:`BodyFile.written` come from the file (in a worker
-    thread), the rest from the segments in memory (no thread at all).
-    """
-
-    def __init__(self, body: BodyFile, size: int) -> None:
-        body.acquire()
-        self._body: BodyFile | None = body
-        self._size = size
-        self._pos = 0
-
-    async def read_chunk(self) -> bytes | None:
-        """The next piece of the body, or None at its end."""
-        body, pos = self._body, self._pos
-        if body is None or pos >= self._size:
-            return None
-        with body.lock:
-            fd, written = body.fd, body.written
-            piece = None
-            if pos >= written:
-                offset = pos - written
-                for segment in body.segments:
-                    if offset < len(segment):
-                        piece = bytes(memoryview(segment)[offset : offset + READ_SIZE])
-                        break
-                    offset -= len(segment)
-                else:
-                    raise OSError("cache body ended early (its disk write failed)")
-        if piece is None:
-            assert fd is not None  # written > pos >= 0: the file exists and we hold it open
-            piece = await anyio.to_thread.run_sync(_pread, fd, min(READ_SIZE, written - pos), pos)
-        self._pos = pos + len(piece)
-        return piece
-
-    async def aclose(self) -> None:
-        """Stop reading; the file closes when no one else needs it."""
-        self._close()
-
-    def _close(self) -> None:
-        body, self._body = self._body, None
-        if body is not None:
-            body.release()
-
-    def __del__(self) -> None:
-        self._close()
-
-
-class FileReader(BodyReader):
-    """Reads a complete body file through an open descriptor.
-
-    One thread hop reads :data:`READ_AHEAD` bytes, handed out in pieces of
-    :data:`~.storage.READ_SIZE`: fewer hops for a large body, memory still flat.
-    """
-
-    def __init__(self, fd: int, size: int) -> None:
-        self._fd: int | None = fd
-        self._size = size
-        self._pos = 0
-        self._block = b""
-        self._taken = 0
-
-    async def read_chunk(self) -> bytes | None:
-        """The next piece of the body, or None at its end."""
-        if self._taken >= len(self._block):
-            fd, pos = self._fd, self._pos
-            if fd is None or pos >= self._size:
-                return None
-            size = min(READ_AHEAD, self._size - pos)
-            self._block = await anyio.to_thread.run_sync(_pread, fd, size, pos)
-            self._pos, self._taken = pos + size, 0
-        block, start = self._block, self._taken
-        if start == 0 and len(block) <= READ_SIZE:
-            self._taken = len(block)
-            return block
-        self._taken = end = min(start + READ_SIZE, len(block))
-        return block[start:end]
-
-    async def aclose(self) -> None:
-        """Close the file."""
-        self._close()
-
-    def _close(self) -> None:
-        fd, self._fd = self._fd, None
-        self._block, self._taken = b"", 0
-        if fd is not None:
-            os.close(fd)
-
-    def __del__(self) -> None:
-        self._close()
-
-
-def open_body_file(path: str, size: int) -> int:
-    """Open a body file for reading, checking that it holds ``size`` bytes.
-
-    Raises:
-        OSError: It can't be opened, is not a regular file, or has another size.
-    """
-    fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
-    try:
-        st = os.fstat(fd)
-    except BaseException:
-        os.close(fd)
-        raise
-    if stat.S_ISREG(st.st_mode) and st.st_size == size:
-        return fd
-    os.close(fd)
-    if not stat.S_ISREG(st.st_mode):
-        raise OSError(f"{path!r} is not a regular file")
-    raise OSError(f"{path!r} holds {st.st_size} bytes, the index says {size}")
-
-
 @contextlib.contextmanager
 def directory_lock(directory: str) -> Iterator[None]:
     """Hold the directory's lock file (between processes; none where flock is missing)."""
@@ -327,6 +206,7 @@ def directory_lock(directory: str) -> Iterator[None]:
         return
     fd = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT | _O_CLOEXEC, 0o600)
     try:
+        os.fchmod(fd, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:

@@ -25,9 +25,10 @@ no row names, which the next :meth:`DiskIndex.open` removes. The database
 itself is crash-safe (WAL with ``synchronous=NORMAL``: the last
 transactions may be lost on power loss, never half-applied).
 
-A file that is not this index (garbage, another program's database, a
-newer schema) is moved aside to ``index.sqlite.bad`` with a log line and
-a new index is made. A row that doesn't parse is logged and deleted.
+A file that is not this index (garbage, another program's database) is
+moved aside to ``index.sqlite.bad`` with a log line and a new index is
+made; a newer anysoup's index is left alone (this one then only misses).
+A row that doesn't parse is logged and deleted.
 
 Everything here blocks: it runs in worker threads. One connection writes
 (under a lock); reads take a connection from a small pool.
@@ -112,6 +113,15 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return "locked" in text or "busy" in text
 
 
+def _is_damaged(exc: sqlite3.Error) -> bool:
+    """Whether the file is not a database, or a damaged one (not just busy or unopenable)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+    text = str(exc)
+    return "not a database" in text or "malformed" in text
+
+
 def _connect(path: str, timeout: float) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     try:
@@ -163,13 +173,18 @@ class DiskIndex:
         try:
             self._open_checked()
         except (sqlite3.DatabaseError, ForeignIndex) as exc:
-            if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
-                raise IndexUnavailable(f"cache index {self.path!r} is locked: {exc}") from exc
+            if not isinstance(exc, ForeignIndex) and not _is_damaged(exc):
+                raise IndexUnavailable(f"opening cache index {self.path!r}: {exc}") from exc
             _log.warning(
                 "cache index %r is not usable (%s): moved aside, starting anew", self.path, exc
             )
-            self._move_aside()
+        else:
+            return
+        self._move_aside()
+        try:
             self._open_checked()
+        except (sqlite3.Error, ForeignIndex) as exc:
+            raise IndexUnavailable(f"opening cache index {self.path!r}: {exc}") from exc
 
     def _open_checked(self) -> None:
         _create_private(self.path)
@@ -192,6 +207,9 @@ class DiskIndex:
             app = db.execute("PRAGMA application_id").fetchone()[0]
             version = db.execute("PRAGMA user_version").fetchone()[0]
             tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if app == APPLICATION_ID and version > SCHEMA_VERSION:
+                # A newer anysoup's index: leave it be (this one only misses).
+                raise IndexUnavailable(f"the cache index has a newer layout ({version})")
             if (app, version) != (APPLICATION_ID, SCHEMA_VERSION) and (app or version or tables):
                 raise ForeignIndex(f"application_id {app:#x}, user_version {version}")
             for statement in _SCHEMA:

@@ -26,6 +26,7 @@ from collections import OrderedDict
 
 from .disk_body import BodyFile
 from .disk_index import Row
+from .disk_readers import PendingReader
 from .entry_policy import StoredResponse
 
 __all__ = ["LocalState"]
@@ -64,10 +65,16 @@ class LocalState:
         with self.lock:
             return list(self._pending.get(key, ()))
 
-    def pending_body(self, entry_id: str) -> BodyFile | None:
-        """The pending body of the entry ``entry_id``, if any."""
+    def open_pending(self, entry_id: str) -> PendingReader | None:
+        """A reader of the pending entry ``entry_id``'s body, if it is pending.
+
+        The reader takes its hold on the file under the lock, while the
+        entry is listed: the worker lets go of the file only after unlisting
+        it, so the file can't close between the two.
+        """
         with self.lock:
-            return self._pending_ids.get(entry_id)
+            body = self._pending_ids.get(entry_id)
+            return None if body is None else PendingReader(body, body.entry.body_size)
 
     def update(self, entry: StoredResponse) -> None:
         """New metadata for a pending entry (read by the insert when it comes)."""

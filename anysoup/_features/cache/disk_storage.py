@@ -2,11 +2,9 @@
 
 Theory of operation
 -------------------
-The directory holds ``index.sqlite`` (the entries, ``disk_index``), a
-``bodies/`` directory (one file per body larger than 64 KiB,
-``disk_body``) and a ``lock`` file that serialises the opening of the
-directory (checking and repairing the index, removing leftovers) between
-processes. Everything else in it is left alone.
+The directory holds ``index.sqlite`` (``disk_index``), ``bodies/`` (a
+file per body over 64 KiB, ``disk_body``) and a ``lock`` file held while
+a process opens the directory (checks the index, removes leftovers).
 
 **Storing.** :meth:`DiskStorage.begin` returns a writer that collects the
 body in 1 MiB buffers and hands each full one to the store's *worker*, one
@@ -34,13 +32,10 @@ write). Eviction deletes the rows used longest ago until the *index's*
 total (every process's entries) fits in :attr:`max_size`, at every insert
 and flush; a lowered :attr:`max_size` takes effect then.
 
-**Failures.** A locked or unreadable index, a row that doesn't parse, a
-body file that is missing or has the wrong size: each is logged on the
-``anysoup.cache`` logger and the entry is treated as absent (and dropped);
-callers never see an error for them.
-
-All blocking work runs in threads: SQLite and file reads in AnyIO's
-worker threads, writes in the store's worker thread.
+**Failures** (a locked or damaged index, a bad row, a body file missing
+or of the wrong size) are logged on ``anysoup.cache`` and the entry is
+treated as absent (and dropped): callers never see an error for them.
+Blocking work runs in threads: reads in AnyIO's, writes in the worker.
 """
 
 from __future__ import annotations
@@ -61,18 +56,17 @@ import anyio.to_thread
 from . import disk_rows as rows
 from .disk_body import (
     BodyFile,
-    FileReader,
-    PendingReader,
     body_name,
     clean_leftovers,
+    delete_bodies,
     directory_lock,
     is_body_name,
     make_private_dir,
-    open_body_file,
     write_segments,
 )
 from .disk_index import BUSY_TIMEOUT, INLINE_MAX, DiskIndex, IndexUnavailable, Row
 from .disk_local import LocalState
+from .disk_readers import FileReader
 from .disk_writer import DiskWriter
 from .entry_policy import StoredResponse
 from .storage import DEFAULT_MAX_SIZE, BodyReader, BytesReader, CacheStorage, EntryWriter
@@ -148,13 +142,14 @@ class DiskStorage(CacheStorage):
             index = DiskIndex(
                 os.path.join(self._dir, "index.sqlite"), busy_timeout=self._busy_timeout
             )
-            with directory_lock(self._dir):
-                index.open()
-                try:
+            try:
+                with directory_lock(self._dir):
+                    index.open()
                     clean_leftovers(self._bodies, index.file_names())
                     self._total = index.total()
-                except IndexUnavailable as exc:
-                    _log.warning("cache %r: leftovers not removed: %s", self._dir, exc)
+            except BaseException:
+                index.close()
+                raise
             worker = concurrent.futures.ThreadPoolExecutor(1, "anysoup-cache-writer")
             self._opened = Opened(index, worker)
 
@@ -210,9 +205,9 @@ class DiskStorage(CacheStorage):
     async def open_body(self, entry: StoredResponse) -> BodyReader | None:
         """A reader for ``entry``'s body, or None when it is gone or damaged (logged, dropped)."""
         self._local.use(entry.entry_id, time.time())
-        body = self._local.pending_body(entry.entry_id)
-        if body is not None:
-            return PendingReader(body, body.entry.body_size)
+        pending = self._local.open_pending(entry.entry_id)
+        if pending is not None:
+            return pending
         inline = self._local.take_prefetched(entry.entry_id)
         if inline is not None and len(inline) == entry.body_size:
             return BytesReader(inline)
@@ -236,7 +231,7 @@ class DiskStorage(CacheStorage):
             problem = f"its inline body holds {len(inline)} bytes, the row says {size}"
         elif name is not None and is_body_name(name):
             try:
-                return FileReader(open_body_file(os.path.join(self._bodies, name), size), size)
+                return FileReader.open(os.path.join(self._bodies, name), size)
             except OSError as exc:
                 problem = f"its body file is not usable: {exc}"
         else:
@@ -280,31 +275,39 @@ class DiskStorage(CacheStorage):
                 name = body_name()
                 os.replace(body.temp_path, os.path.join(self._bodies, name))
                 body.temp_exists = False
-            inserted = self._insert(opened, body, inline, name)
+            inserted = self._write_batch(opened, body, inline, name)
         except OSError as exc:
             _log.warning("cache entry for %r not stored: %s", body.entry.key, exc)
+        except Exception:  # no one awaits this job: say so rather than lose it
+            _log.exception("cache entry for %r not stored", body.entry.key)
         finally:
             self._local.unlist(body)
             if name is not None and not inserted:
-                self._delete_files([name])
+                delete_bodies(self._bodies, [name])
             body.discard()
 
-    def _insert(
-        self, opened: Opened, body: BodyFile, inline: bytes | None, name: str | None
+    def _write_batch(
+        self,
+        opened: Opened,
+        body: BodyFile | None = None,
+        inline: bytes | None = None,
+        name: str | None = None,
     ) -> bool:
-        uses, bad = self._local.take_batch(body.entry.entry_id)
+        """One transaction: ``body``'s row (if any), the batched uses and bad rows, eviction."""
+        uses, bad = self._local.take_batch(body.entry.entry_id if body is not None else None)
 
         def step(db: sqlite3.Connection) -> tuple[list[str], int] | None:
-            # Under the lock, inside the transaction: a remove() either came
-            # before (dropped) or waits for this commit to delete the row.
-            with self._local.lock:
-                if body.dropped:
-                    return None  # removed or replaced while it was being written
-                entry = body.entry
             files = [f for entry_id in bad for f in rows.remove(db, None, entry_id)]
-            # Its last use is its commit (or a read since, in ``uses``), not
-            # now: LRU order is the order the caller stored and read things.
-            files += rows.insert(db, entry, inline, name, body.committed_at)
+            if body is not None:
+                # Under the lock, inside the transaction: a remove() either
+                # came before (dropped) or waits for this commit to delete the row.
+                with self._local.lock:
+                    if body.dropped:
+                        return None  # removed or replaced while it was being written
+                    entry = body.entry
+                # Its last use is its commit (or a read since, in ``uses``), not
+                # now: LRU order is the order the caller stored and read things.
+                files += rows.insert(db, entry, inline, name, body.committed_at)
             rows.touch(db, uses)
             evicted, total = rows.evict(db, self._max_size)
             return files + evicted, total
@@ -312,19 +315,14 @@ class DiskStorage(CacheStorage):
         try:
             done = opened.index.write(step)
         except IndexUnavailable as exc:
-            _log.warning("cache entry for %r not stored: %s", body.entry.key, exc)
+            what = f"entry for {body.entry.key!r}" if body is not None else repr(self._dir)
+            _log.warning("cache %s not stored: %s", what, exc)
             return False
         if done is None:
             return False
         files, self._total = done
-        self._delete_files(files)
+        delete_bodies(self._bodies, files)
         return True
-
-    def _delete_files(self, names: list[str]) -> None:
-        for name in names:
-            if is_body_name(name):
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(self._bodies, name))
 
     async def flush(self) -> None:
         """Return when every committed entry, batched use and eviction is on disk."""
@@ -333,26 +331,10 @@ class DiskStorage(CacheStorage):
             return
         try:
             # The worker runs jobs in order: this one runs after every commit's.
-            done = opened.worker.submit(self._maintain, opened)
+            done = opened.worker.submit(self._write_batch, opened)
         except RuntimeError:
             return  # closed meanwhile: aclose waits for the worker
         await anyio.to_thread.run_sync(done.result, abandon_on_cancel=True)
-
-    def _maintain(self, opened: Opened) -> None:
-        uses, bad = self._local.take_batch()
-
-        def step(db: sqlite3.Connection) -> tuple[list[str], int]:
-            rows.touch(db, uses)
-            files = [f for entry_id in bad for f in rows.remove(db, None, entry_id)]
-            evicted, total = rows.evict(db, self._max_size)
-            return files + evicted, total
-
-        try:
-            files, self._total = opened.index.write(step)
-        except IndexUnavailable as exc:
-            _log.warning("cache %r not flushed: %s", self._dir, exc)
-            return
-        self._delete_files(files)
 
     # -- changing and dropping ---------------------------------------------------------
 
@@ -379,9 +361,7 @@ class DiskStorage(CacheStorage):
             await anyio.to_thread.run_sync(self._remove_sync, opened, None, None)
 
     def _remove_sync(self, opened: Opened, key: str | None, entry_id: str | None) -> None:
-        files = self._write_sync(opened, rows.remove, key, entry_id)
-        if files:
-            self._delete_files(files)
+        delete_bodies(self._bodies, self._write_sync(opened, rows.remove, key, entry_id) or [])
         with contextlib.suppress(IndexUnavailable):
             self._total = opened.index.total()
 
