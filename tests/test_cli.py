@@ -374,16 +374,21 @@ def test_download_to_a_file(tmp_path: Path) -> None:
 
 
 def test_verbose_shows_heads_on_stderr_without_colour_when_piped() -> None:
+    """-v: both heads, as curl -v shows them; -vv: the request body and the debug lines too."""
     with serve_in_thread(by_path) as server:
-        heads = run("-v", server.url_for("/hello"))
+        heads = run("-v", "-d", "ping", server.url_for("/hello"))
         traffic = run("-vv", "-d", "ping", server.url_for("/hello"))
     assert heads.returncode == 0 and heads.stdout == b"body of /hello"
     err = heads.stderr.decode()
+    assert "> POST /hello HTTP/1.1\n" in err and "> Content-Length: 4\n" in err, err
     assert "< HTTP/1.1 200\n" in err and "< Content-Type: text/plain\n" in err, err
-    assert ">" not in err and "Soup-Debug" not in err and "\x1b[" not in err
+    assert "ping" not in err and "Soup-Debug" not in err and "\x1b[" not in err
     err = traffic.stderr.decode()
     assert "> POST /hello HTTP/1.1\n" in err and "> Content-Length: 4\n" in err, err
     assert "ping" in err and "< HTTP/1.1 200\n" in err and "\x1b[" not in err
+    # Which session, message and connection, without their memory addresses.
+    assert "> Soup-Debug: Session 1, Message 1, new connection to 127.0.0.1:" in err, err
+    assert "0x" not in err, err
 
 
 def test_verbose_names_the_protocol_of_each_new_connection() -> None:
@@ -421,7 +426,8 @@ def test_http2_by_alpn_and_http11_when_asked(
     for result in (default, explicit, http1):
         assert (result.returncode, result.stdout) == (0, b"hello"), result.stderr
     err = default.stderr.decode()
-    assert err.startswith("* using HTTP/2\n< HTTP/2 200\n< content-length: 5\n"), err
+    assert err.startswith("* using HTTP/2\n> GET /hello HTTP/2\n"), err
+    assert "\n< HTTP/2 200\n< content-length: 5\n" in err, err
     err = explicit.stderr.decode()
     assert err.startswith("* using HTTP/2\n> GET /hello HTTP/2\n"), err
     assert "\n< HTTP/2 200\n" in err and "> Host:" not in err, err
@@ -436,7 +442,9 @@ def test_http2_to_an_http_url_goes_over_http11() -> None:
     with serve_in_thread(by_path) as server:
         result = run("-v", "--http2", server.url_for("/hello"))
     assert (result.returncode, result.stdout) == (0, b"body of /hello"), result.stderr
-    assert result.stderr.decode().startswith("* using HTTP/1.1\n< HTTP/1.1 200\n")
+    err = result.stderr.decode()
+    assert err.startswith("* using HTTP/1.1\n> GET /hello HTTP/1.1\n"), err
+    assert "\n< HTTP/1.1 200\n" in err, err
 
 
 def test_refused_connection_exits_7_naming_the_address() -> None:
