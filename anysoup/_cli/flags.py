@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -213,9 +214,11 @@ class _Version(argparse.Action):
         values: object,
         option_string: str | None = None,
     ) -> NoReturn:
+        from .streams import say
         from .version import version_text
 
-        parser.exit(message=version_text())
+        say(sys.stdout, version_text())  # stdout, as argparse's own version action
+        parser.exit()
 
 
 def seconds(text: str) -> float:
