@@ -932,6 +932,7 @@ def test_cookie_jar_writes_session_cookies_as_curl_does(cli: Cli, tmp_path: Path
     with serve_in_thread(cookies) as server:
         stored = cli("-c", str(ours), server.url_for("/set"))
         sent = cli("-b", str(ours), server.url_for("/echo"))
+        printed = cli("-c", "-", server.url_for("/set"))  # after the body, on stdout
         if CURL:
             curl("-c", str(theirs), server.url_for("/set"))
     assert (stored.status, sent.status) == (0, 0), stored.err
@@ -940,6 +941,9 @@ def test_cookie_jar_writes_session_cookies_as_curl_does(cli: Cli, tmp_path: Path
     assert any(line.startswith("#HttpOnly_127.0.0.1\tFALSE\t/\tFALSE\t") for line in lines)
     assert sorted(sent.out.decode().split("; ")) == ["flavour=oat", "secret=x", "visit=1"]
     assert os.stat(ours).st_mode & 0o077 == 0  # cookies are credentials
+    assert printed.out.startswith(b"set# Netscape HTTP Cookie File\n"), printed.out
+    (tmp_path / "printed.txt").write_bytes(printed.out.removeprefix(b"set"))
+    assert cookie_lines(tmp_path / "printed.txt") == lines
     if CURL:
         assert lines == cookie_lines(theirs)
 

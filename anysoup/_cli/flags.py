@@ -32,13 +32,20 @@ came: ask for compressed bodies, and have them decoded, with --compressed.
 """
 
 
+_ENVIRONMENT = """
+environment: ANYSOUP_BACKEND=trio runs the command on Trio (default asyncio);
+http_proxy, https_proxy, all_proxy, no_proxy choose proxies; NO_COLOR turns
+colour off.
+"""
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The command line's parser (``parse_intermixed_args``: options may follow the URL)."""
     parser = argparse.ArgumentParser(
         prog="anysoup",
         usage="%(prog)s [options] [METHOD] URL [Name:value ...]",
         description=_DESCRIPTION,
-        epilog=EPILOG,
+        epilog=EPILOG + _ENVIRONMENT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
@@ -78,7 +85,7 @@ def _request_flags(parser: argparse.ArgumentParser) -> None:
     body.add_argument(
         "-I", "--head", action="store_true", help="send HEAD and write the response headers"
     )
-    add("--user", "-u", metavar="USER[:PASS]", help="credentials for the server (asks for PASS)")
+    add("-u", "--user", metavar="USER[:PASS]", help="credentials for the server (asks for PASS)")
     add(
         "--compressed",
         action="store_true",
@@ -108,7 +115,7 @@ def _output_flags(parser: argparse.ArgumentParser) -> None:
     )
     add("-s", "--silent", action="store_true", help="no progress bar, no error message")
     add("-S", "--show-error", action="store_true", help="with -s, still print the error message")
-    add("--fail", "-f", action="store_true", help="exit 22, writing no body, on an HTTP error")
+    add("-f", "--fail", action="store_true", help="exit 22, writing no body, on an HTTP error")
     add(
         "--max-filesize",
         type=byte_size,
@@ -183,7 +190,7 @@ def _cookie_and_retry_flags(parser: argparse.ArgumentParser) -> None:
         type=_count,
         default=0,
         metavar="N",
-        help="try again N times after a timeout, a failed connection or 408, 429, 5xx",
+        help="try again N times after a timeout, a failed connection, 408, 429, 500, 502-504",
     )
     add(
         "--retry-delay",

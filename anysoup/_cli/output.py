@@ -5,8 +5,8 @@ response heads with ``-i`` (as curl writes them, lines ending CRLF). What
 is meant for people goes to stderr and stays out of a program's way: colour
 only when stderr is a terminal and ``NO_COLOR`` is unset
 (https://no-color.org), a progress bar only on a terminal. The bar is
-rich's when rich is installed (``pip install 'anysoup[cli]'``), else one
-plain line redrawn in place. Text for people goes through
+rich's when rich is installed (the ``cli`` extra), else one plain line
+redrawn in place. Text for people goes through
 :func:`~anysoup._cli.streams.say`: losing it never fails the command.
 (A WebSocket's conversation is :mod:`anysoup._cli.websocket`'s.)
 """
