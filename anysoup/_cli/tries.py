@@ -24,7 +24,6 @@ import contextlib
 import math
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 import anyio
@@ -148,6 +147,8 @@ def _retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return min(float(value), _MAX_DELAY)
+    from email.utils import parsedate_to_datetime  # rare: not paid by every run
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
