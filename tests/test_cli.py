@@ -858,6 +858,29 @@ def test_method_headers_user_agent_and_referer(cli: Cli) -> None:
     assert fourth.header("user-agent") is None and fifth.header("user-agent") is None
 
 
+def test_verbose_shows_both_heads_and_no_addresses(cli: Cli) -> None:
+    """-v: curl's ``>`` and ``<`` heads; -vv: the debug lines, without memory addresses."""
+    with serve_in_thread(by_path) as server:
+        url = server.url_for("/moved")
+        heads = cli("-v", url)
+        everything = cli("-vv", url)
+        theirs = curl("-v", "-L", url) if CURL else None
+    lines = heads.err.splitlines()
+    host = f"> Host: 127.0.0.1:{server.port}"
+    assert lines[:3] == ["* using HTTP/1.1", "> GET /moved HTTP/1.1", host], lines
+    assert "< HTTP/1.1 302" in lines and "> GET /hello HTTP/1.1" in lines, lines
+    assert "< HTTP/1.1 200" in lines and "< Content-Type: text/plain" in lines, lines
+    assert "Soup-Debug" not in heads.err
+    assert "> Soup-Debug: Session 1, Message 1, new connection to" in everything.err
+    assert "0x" not in everything.err, everything.err
+    if theirs is not None:  # the same request and response lines as curl's
+        theirs_lines = theirs.stderr.decode().splitlines()
+        for line in ("> GET /moved HTTP/1.1", host, "> GET /hello HTTP/1.1"):
+            assert line in theirs_lines, theirs_lines
+        assert "< HTTP/1.1 302 " in theirs_lines and "< Location: /hello" in theirs_lines
+        assert "< Location: /hello" in lines
+
+
 def test_silent_hides_the_failure_unless_show_error(cli: Cli) -> None:
     url = refused_url()
     silent = cli("-s", url)

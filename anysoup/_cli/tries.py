@@ -16,6 +16,12 @@ doubling up to 10 minutes, or ``--retry-delay`` seconds each time; a
 ``Retry-After`` in the answer (RFC 9110 §10.2.3) sets it instead. The
 answer of a try that is retried is dropped unwritten; the last try's is
 the command's, whatever it is.
+
+The loop is the command's own because the library has no retry feature in
+this tree; once ``anysoup.Retry`` exists, the waiting and the choice of
+answers to retry can move into the session (a ``Retry`` feature counting
+inside the message's re-send limit), leaving here what is curl's alone: a
+note per retry, and no second try once the body has begun going to stdout.
 """
 
 from __future__ import annotations
