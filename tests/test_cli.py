@@ -8,21 +8,26 @@ bounds each run with a timeout.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
 import select
 import shlex
+import shutil
 import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from subprocess import PIPE
 from typing import IO, Any
 
+import anyio
 import pytest
 import trustme
 from anyio.from_thread import start_blocking_portal
@@ -33,18 +38,23 @@ from servers import (
     Server,
     ServerConnection,
     echo_app,
+    hanging_listener,
     serve_asgi,
     serve_http,
     serve_raw,
 )
-from ws_servers import websockets_server
+from ws_servers import WsPeer, serve_ws, websockets_server
+from wsproto import ConnectionState
+from wsproto.events import CloseConnection
 
+import anysoup
 from anysoup import (
     BodyTooLarge,
     ConnectError,
     EncodingError,
     IncompleteBody,
     LoggerLogLevel,
+    Message,
     NetworkError,
     ParsingError,
     TimeoutError,
@@ -54,6 +64,7 @@ from anysoup import (
     WebsocketClosed,
     WebsocketError,
 )
+from anysoup._cli import tries
 from anysoup._cli.main import Options, exit_status, main, parse_args
 from anysoup._cli.output import TrafficPrinter, progress, wants_colour
 
@@ -374,16 +385,21 @@ def test_download_to_a_file(tmp_path: Path) -> None:
 
 
 def test_verbose_shows_heads_on_stderr_without_colour_when_piped() -> None:
+    """-v: both heads, as curl -v shows them; -vv: the request body and the debug lines too."""
     with serve_in_thread(by_path) as server:
-        heads = run("-v", server.url_for("/hello"))
+        heads = run("-v", "-d", "ping", server.url_for("/hello"))
         traffic = run("-vv", "-d", "ping", server.url_for("/hello"))
     assert heads.returncode == 0 and heads.stdout == b"body of /hello"
     err = heads.stderr.decode()
+    assert "> POST /hello HTTP/1.1\n" in err and "> Content-Length: 4\n" in err, err
     assert "< HTTP/1.1 200\n" in err and "< Content-Type: text/plain\n" in err, err
-    assert ">" not in err and "Soup-Debug" not in err and "\x1b[" not in err
+    assert "ping" not in err and "Soup-Debug" not in err and "\x1b[" not in err
     err = traffic.stderr.decode()
     assert "> POST /hello HTTP/1.1\n" in err and "> Content-Length: 4\n" in err, err
     assert "ping" in err and "< HTTP/1.1 200\n" in err and "\x1b[" not in err
+    # Which session, message and connection, without their memory addresses.
+    assert "> Soup-Debug: Session 1, Message 1, new connection to 127.0.0.1:" in err, err
+    assert "0x" not in err, err
 
 
 def test_verbose_names_the_protocol_of_each_new_connection() -> None:
@@ -421,7 +437,8 @@ def test_http2_by_alpn_and_http11_when_asked(
     for result in (default, explicit, http1):
         assert (result.returncode, result.stdout) == (0, b"hello"), result.stderr
     err = default.stderr.decode()
-    assert err.startswith("* using HTTP/2\n< HTTP/2 200\n< content-length: 5\n"), err
+    assert err.startswith("* using HTTP/2\n> GET /hello HTTP/2\n"), err
+    assert "\n< HTTP/2 200\n< content-length: 5\n" in err, err
     err = explicit.stderr.decode()
     assert err.startswith("* using HTTP/2\n> GET /hello HTTP/2\n"), err
     assert "\n< HTTP/2 200\n" in err and "> Host:" not in err, err
@@ -436,7 +453,9 @@ def test_http2_to_an_http_url_goes_over_http11() -> None:
     with serve_in_thread(by_path) as server:
         result = run("-v", "--http2", server.url_for("/hello"))
     assert (result.returncode, result.stdout) == (0, b"body of /hello"), result.stderr
-    assert result.stderr.decode().startswith("* using HTTP/1.1\n< HTTP/1.1 200\n")
+    err = result.stderr.decode()
+    assert err.startswith("* using HTTP/1.1\n> GET /hello HTTP/1.1\n"), err
+    assert "\n< HTTP/1.1 200\n" in err, err
 
 
 def test_refused_connection_exits_7_naming_the_address() -> None:
@@ -669,3 +688,481 @@ def test_max_filesize_stops_a_body_of_unknown_length_within_the_limit() -> None:
     assert result.returncode == 63, result.stderr
     assert len(result.stdout) <= 100 * 1024 and BIG.startswith(result.stdout)
     assert result.stderr.decode().count("\n") == 1 and b"--max-filesize" in result.stderr
+
+
+# -- curl's flags (issue 19) -----------------------------------------------------------
+#
+# These run the command in the test's own process (``main()``), on asyncio and on
+# trio (``ANYSOUP_BACKEND``), against loopback servers in a thread; where curl is
+# installed, its output for the same command line is the reference.
+
+CURL = shutil.which("curl")
+
+
+@dataclass
+class Ran:
+    """One run of the command in this process: its status and what it wrote."""
+
+    status: int
+    out: bytes
+    err: str
+
+
+Cli = Callable[..., Ran]
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def cli(
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> Cli:
+    """``cli(*args)`` runs the command on the backend of the test's parameter."""
+    monkeypatch.setenv("ANYSOUP_BACKEND", request.param)
+    monkeypatch.setenv("NO_COLOR", "1")
+    capsysbinary.readouterr()
+
+    def call(*args: str) -> Ran:
+        status = main(list(args))
+        captured = capsysbinary.readouterr()
+        return Ran(status, captured.out, captured.err.decode())
+
+    return call
+
+
+def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """curl's run of the same command line (``-s``: no progress meter)."""
+    assert CURL is not None
+    return subprocess.run(
+        [CURL, "-s", *args], capture_output=True, timeout=RUN_TIMEOUT, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["-X", "PROPFIND", "h"], {"method": "PROPFIND"}),
+        (["-X", "post", "h"], {"method": "post"}),  # as typed, as curl sends it
+        (["-I", "h"], {"method": "HEAD", "include": True}),
+        (["-I", "-X", "GET", "h"], {"method": "GET", "include": True}),
+        (["-i", "-s", "-S", "-k", "-L", "h"], {"include": True, "silent": True}),
+        (["-k", "h"], {"insecure": True}),
+        (
+            ["-H", "X-A: 1", "-H", "X-B;", "-H", "Accept:", "h", "X-C:3"],
+            {"headers": (("X-A", "1"), ("X-B", ""), ("Accept", None), ("X-C", "3"))},
+        ),
+        (
+            ["-A", "", "-e", "http://r/", "h"],
+            {"headers": (("User-Agent", None), ("Referer", "http://r/"))},
+        ),
+        (["-b", "a=b; c=d", "-b", "jar.txt", "h"], {"cookies": ("a=b; c=d", "jar.txt")}),
+        (["-c", "jar.txt", "h"], {"cookie_jar": "jar.txt"}),
+        (["--cookie-jar", "jar.txt", "h"], {"cookie_jar": "jar.txt"}),
+        (["--compressed", "h"], {"compressed": True}),
+        (["-m", "2.5", "--connect-timeout", "1", "h"], {"max_time": 2.5, "connect_timeout": 1}),
+        (["--retry", "3", "--retry-delay", "0", "h"], {"retry": 3, "retry_delay": None}),
+        (["--retry", "1", "--retry-delay", "2", "--retry-connrefused", "h"], {"retry_delay": 2}),
+        (["--ws", "--ws-wait", "inf", "h"], {"ws_wait": float("inf")}),
+        (["-f", "-u", "ann:pw", "h"], {"fail": True, "user": ("ann", "pw")}),
+    ],
+)
+def test_curl_flags_are_parsed(argv: list[str], expected: dict[str, object]) -> None:
+    options = parse_args(argv)
+    assert {name: getattr(options, name) for name in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["-I", "-d", "x", "http://h/"], "not allowed with argument -I/--head"),
+        (["-I", "--json", "{}", "http://h/"], "not allowed with argument -I/--head"),
+        (["-L", "--no-redirect", "http://h/"], "not allowed with argument -L/--location"),
+        (["-X", "PUT", "POST", "http://h/"], "the method is given twice"),
+        (["-X", "GET BAD", "http://h/"], "is not a method"),
+        (["-H", "no colon", "http://h/"], "is not a header"),
+        (["--retry", "-1", "http://h/"], "is not a number of times"),
+        (["--retry", "x", "http://h/"], "is not a number of times"),
+        (["--max-time", "soon", "http://h/"], "is not a number of seconds"),
+        (["--ws", "-i", "ws://h/"], "--ws takes no -i, -I or --retry"),
+        (["--ws", "--retry", "2", "ws://h/"], "--ws takes no -i, -I or --retry"),
+    ],
+)
+def test_flags_that_exclude_each_other_exit_2(
+    argv: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "usage: anysoup" in err and words in err, err
+
+
+def test_version_names_the_libraries(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    out, err = capsys.readouterr()
+    first, backends, optional = out.splitlines()
+    assert first.startswith(f"anysoup {anysoup.__version__} (CPython 3.") or "PyPy" in first
+    for library in ("anyio/", "h11/", "h2/", "wsproto/", "OpenSSL/"):
+        assert f" {library}" in first, first
+    assert backends.startswith("Backends: asyncio trio/"), backends  # trio is a test dependency
+    assert optional.startswith("Optional: ") and "brotli/" in optional, optional
+    assert err == ""
+
+
+def test_an_unknown_backend_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ANYSOUP_BACKEND", "curio")
+    assert main(["http://127.0.0.1:9/"]) == 2
+    assert "ANYSOUP_BACKEND='curio'" in capsys.readouterr().err
+
+
+def test_include_and_head_write_the_heads_as_curl_does(cli: Cli, tmp_path: Path) -> None:
+    """-i: each response's head (a redirect's too), CRLF, then the body; -I: HEAD, heads only."""
+    target = tmp_path / "out"
+    with serve_in_thread(by_path) as server:
+        url = server.url_for("/moved")
+        include = cli("-i", url)
+        head = cli("-I", url)
+        to_file = cli("-i", "-o", str(target), server.url_for("/hello"))
+        theirs = (curl("-i", "-L", url), curl("-I", "-L", url)) if CURL else None
+    assert (include.status, head.status, to_file.status) == (0, 0, 0), include.err
+    moved = b"HTTP/1.1 302 \r\nLocation: /hello\r\ncontent-length: 10\r\n\r\n"
+    hello = b"HTTP/1.1 200 \r\nContent-Type: text/plain\r\ncontent-length: 14\r\n\r\n"
+    assert include.out == moved + hello + b"body of /hello"
+    assert head.out == moved + hello
+    assert [r.method for r in server.requests[2:4]] == ["HEAD", "HEAD"]
+    assert target.read_bytes() == hello + b"body of /hello"
+    if theirs is not None:
+        assert (include.out, head.out) == (theirs[0].stdout, theirs[1].stdout)
+
+
+def test_method_headers_user_agent_and_referer(cli: Cli) -> None:
+    with serve_in_thread(by_path) as server:
+        url = server.url_for("/hello")
+        sent = cli("-X", "PROPFIND", "-H", "X-A: 1", "-H", "X-Empty;", "-e", "http://r/", url)
+        agent = cli("-A", "tester/1", "-H", "Accept: text/plain", url, "X-B:2")
+        replaced = cli("-A", "tester/1", "-H", "User-Agent: other/2", url)
+        none = cli("-A", "", url)
+        removed = cli("-H", "User-Agent:", url)
+    assert all(r.status == 0 for r in (sent, agent, replaced, none, removed))
+    first, second, third, fourth, fifth = server.requests
+    assert first.method == "PROPFIND"
+    assert (first.header("x-a"), first.header("x-empty"), first.header("referer")) == (
+        "1",
+        "",
+        "http://r/",
+    )
+    assert first.header("user-agent") == f"anysoup/{anysoup.__version__}"
+    assert (second.header("user-agent"), second.header("x-b")) == ("tester/1", "2")
+    assert second.header("accept") == "text/plain"
+    assert third.header("user-agent") == "other/2"  # -H after -A wins, as with curl
+    assert fourth.header("user-agent") is None and fifth.header("user-agent") is None
+
+
+def test_verbose_shows_both_heads_and_no_addresses(cli: Cli) -> None:
+    """-v: curl's ``>`` and ``<`` heads; -vv: the debug lines, without memory addresses."""
+    with serve_in_thread(by_path) as server:
+        url = server.url_for("/moved")
+        heads = cli("-v", url)
+        everything = cli("-vv", url)
+        theirs = curl("-v", "-L", url) if CURL else None
+    lines = heads.err.splitlines()
+    host = f"> Host: 127.0.0.1:{server.port}"
+    assert lines[:3] == ["* using HTTP/1.1", "> GET /moved HTTP/1.1", host], lines
+    assert "< HTTP/1.1 302" in lines and "> GET /hello HTTP/1.1" in lines, lines
+    assert "< HTTP/1.1 200" in lines and "< Content-Type: text/plain" in lines, lines
+    assert "Soup-Debug" not in heads.err
+    assert "> Soup-Debug: Session 1, Message 1, new connection to" in everything.err
+    assert "0x" not in everything.err, everything.err
+    if theirs is not None:  # the same request and response lines as curl's
+        theirs_lines = theirs.stderr.decode().splitlines()
+        for line in ("> GET /moved HTTP/1.1", host, "> GET /hello HTTP/1.1"):
+            assert line in theirs_lines, theirs_lines
+        assert "< HTTP/1.1 302 " in theirs_lines and "< Location: /hello" in theirs_lines
+        assert "< Location: /hello" in lines
+
+
+def test_silent_hides_the_failure_unless_show_error(cli: Cli) -> None:
+    url = refused_url()
+    silent = cli("-s", url)
+    shown = cli("-s", "-S", url)
+    assert (silent.status, silent.out, silent.err) == (7, b"", "")
+    assert shown.status == 7 and shown.err.startswith("anysoup: ") and "refused" in shown.err
+    if CURL:
+        theirs = curl(url)
+        assert (theirs.returncode, theirs.stderr) == (7, b"")
+
+
+def test_location_is_accepted_and_following_is_the_default(cli: Cli) -> None:
+    with serve_in_thread(by_path) as server:
+        url = server.url_for("/moved")
+        followed = cli("-L", url)
+        default = cli(url)
+        kept = cli("--no-redirect", url)
+    assert followed.out == default.out == b"body of /hello"
+    assert kept.out == b"see /hello"
+
+
+def test_insecure_accepts_a_certificate_nobody_vouches_for(
+    cli: Cli, tls_server_context: ssl.SSLContext
+) -> None:
+    with serve_in_thread(by_path, ssl_context=tls_server_context) as server:
+        url = server.url_for("/secure")
+        refused = cli(url)
+        accepted = cli("-k", url)
+        theirs = curl("-k", url) if CURL else None
+    assert refused.status == 60, refused.err
+    assert (accepted.status, accepted.out) == (0, b"body of /secure"), accepted.err
+    if theirs is not None:
+        assert theirs.stdout == accepted.out
+
+
+async def cookies(conn: ServerConnection, req: ReceivedRequest) -> None:
+    """Sets a persistent and a session cookie; echoes the Cookie header it got."""
+    if req.target == "/set":
+        set_cookies = [
+            ("Set-Cookie", "flavour=oat; Path=/; Max-Age=600"),
+            ("Set-Cookie", "visit=1; Path=/"),
+            ("Set-Cookie", "secret=x; Path=/; HttpOnly"),
+        ]
+        await conn.respond(200, set_cookies, b"set")
+    elif req.target.startswith("/to/"):  # /to/path, or /to/http://elsewhere/path
+        location = req.target.removeprefix("/to/")
+        if not location.startswith("http"):
+            location = "/" + location
+        await conn.respond(302, [("Location", location)], b"")
+    else:
+        await conn.respond(200, [], (req.header("cookie") or "").encode())
+
+
+def cookie_lines(path: Path) -> list[str]:
+    """The cookies of a cookies.txt, sorted, without the comments (whose wording differs).
+
+    An expiry in the next ten minutes (``Max-Age=600``, counted from a second
+    that differs between two programs) reads ``soon``.
+    """
+    lines = []
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("# "):
+            fields = line.split("\t")
+            if 0 < int(fields[4]) - time.time() <= 610:
+                fields[4] = "soon"
+            lines.append("\t".join(fields))
+    return sorted(lines)
+
+
+def test_cookie_jar_writes_session_cookies_as_curl_does(cli: Cli, tmp_path: Path) -> None:
+    """-c writes every cookie (a session one with expiry 0); -b FILE reads them back."""
+    ours, theirs = tmp_path / "ours.txt", tmp_path / "theirs.txt"
+    with serve_in_thread(cookies) as server:
+        stored = cli("-c", str(ours), server.url_for("/set"))
+        sent = cli("-b", str(ours), server.url_for("/echo"))
+        printed = cli("-c", "-", server.url_for("/set"))  # after the body, on stdout
+        if CURL:
+            curl("-c", str(theirs), server.url_for("/set"))
+    assert (stored.status, sent.status) == (0, 0), stored.err
+    lines = cookie_lines(ours)
+    assert any(line.endswith("\t0\tvisit\t1") for line in lines), lines
+    assert any(line.startswith("#HttpOnly_127.0.0.1\tFALSE\t/\tFALSE\t") for line in lines)
+    assert sorted(sent.out.decode().split("; ")) == ["flavour=oat", "secret=x", "visit=1"]
+    assert os.stat(ours).st_mode & 0o077 == 0  # cookies are credentials
+    assert printed.out.startswith(b"set# Netscape HTTP Cookie File\n"), printed.out
+    (tmp_path / "printed.txt").write_bytes(printed.out.removeprefix(b"set"))
+    assert cookie_lines(tmp_path / "printed.txt") == lines
+    if CURL:
+        assert lines == cookie_lines(theirs)
+
+
+def test_cookie_strings_go_to_the_origin_only(cli: Cli, tmp_path: Path) -> None:
+    """-b 'a=b' is sent on every hop to the URL's origin, beside the jar's, never elsewhere."""
+    jar = tmp_path / "jar.txt"
+    with serve_in_thread(cookies) as server, serve_in_thread(cookies) as other:
+        alone = cli("-b", "a=b; c=d", server.url_for("/to/echo"))
+        cli("-c", str(jar), server.url_for("/set"))
+        both = cli("-b", "a=b", "-c", str(jar), "-H", "Cookie: h=1", server.url_for("/echo"))
+        away = cli("-b", "a=b", server.url_for("/to/") + other.url_for("/echo"))
+    assert alone.out == b"a=b; c=d"  # after a redirect to the same origin
+    assert sorted(both.out.decode().split("; ")) == [
+        "a=b",
+        "flavour=oat",
+        "h=1",
+        "secret=x",
+        "visit=1",
+    ]
+    assert (away.status, away.out) == (0, b"")
+    # The command line's cookies are sent, not stored.
+    assert not any(line.endswith("\ta\tb") for line in cookie_lines(jar)), cookie_lines(jar)
+
+
+async def coded(conn: ServerConnection, req: ReceivedRequest) -> None:
+    """gzip whatever is asked for, and say what was asked for."""
+    body = gzip.compress(f"asked for {req.header('accept-encoding')}".encode())
+    await conn.respond(200, [("Content-Encoding", "gzip")], body)
+
+
+def test_compressed_asks_for_and_decodes_codings_as_curl_does(cli: Cli) -> None:
+    with serve_in_thread(coded) as server:
+        url = server.url_for("/")
+        raw = cli(url)
+        decoded = cli("--compressed", url)
+        theirs = (curl(url), curl("--compressed", url)) if CURL else None
+    assert gzip.decompress(raw.out) == b"asked for None"  # no Accept-Encoding, bytes as sent
+    assert decoded.out.startswith(b"asked for gzip, deflate"), decoded.out
+    if theirs is not None:
+        assert raw.out == theirs[0].stdout
+        assert theirs[1].stdout.startswith(b"asked for ")
+
+
+async def stalls(conn: ServerConnection, req: ReceivedRequest) -> None:
+    await conn.send_head(200, [("Content-Length", "10")])
+    await conn.send_data(b"12345")
+    await anyio.sleep(RUN_TIMEOUT)
+
+
+def test_max_time_and_connect_timeout_exit_28(cli: Cli) -> None:
+    with serve_in_thread(stalls) as server:
+        slow = cli("--max-time", "1", server.url_for("/"))
+    assert (slow.status, slow.out) == (28, b"12345"), slow.err  # what came in time is written
+    assert "timed out after 1 s (--max-time)" in slow.err, slow.err
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(hanging_listener()) as (host, port),
+    ):
+        hanging = cli("--connect-timeout", "0.3", f"http://{host}:{port}/")
+    assert hanging.status == 28, hanging.err
+    assert hanging.err == f"anysoup: connect to {host}:{port}: timed out after 0.3 s " + (
+        "(--connect-timeout)\n"
+    )
+
+
+def test_connect_timeout_lets_a_slow_answer_be(cli: Cli) -> None:
+    """The connection opens at once: --connect-timeout no longer counts (--max-time would)."""
+
+    async def slow(conn: ServerConnection, req: ReceivedRequest) -> None:
+        await anyio.sleep(0.8)
+        await conn.respond(200, [], b"late")
+
+    with serve_in_thread(slow) as server:
+        result = cli("--connect-timeout", "0.5", server.url_for("/"))
+    assert (result.status, result.out) == (0, b"late"), result.err
+
+
+def flaky(failures: int, status: int = 503) -> Handler:
+    """Answers ``status`` to the first ``failures`` requests, then 200."""
+    count = 0
+
+    async def handler(conn: ServerConnection, req: ReceivedRequest) -> None:
+        nonlocal count
+        count += 1
+        if count <= failures:
+            await conn.respond(status, [("Retry-After", "0")], b"busy")
+        else:
+            await conn.respond(200, [], b"done")
+
+    return handler
+
+
+def test_retry_tries_again_after_a_transient_answer(cli: Cli) -> None:
+    with serve_in_thread(flaky(2)) as server:
+        retried = cli("--retry", "2", server.url_for("/"))
+    assert (retried.status, retried.out) == (0, b"done"), retried.err
+    assert len(server.requests) == 3
+    lines = retried.err.splitlines()
+    assert len(lines) == 2 and "answered 503: trying again in 0 s (2 tries left)" in lines[0]
+    with serve_in_thread(flaky(2, status=429)) as server:
+        short = cli("-s", "--retry", "1", server.url_for("/"))
+    # Out of tries: the last answer is the command's, as with curl.
+    assert (short.status, short.out, short.err) == (0, b"busy", "")
+    if CURL:
+        with serve_in_thread(flaky(2, status=429)) as server:
+            theirs = curl("--retry", "1", server.url_for("/"))
+        # curl writes every try's answer to stdout; anysoup only the last one's.
+        assert (theirs.returncode, theirs.stdout) == (0, b"busy" * 2)
+
+
+def test_retry_tries_again_after_a_failed_connection(cli: Cli) -> None:
+    url = refused_url()
+    result = cli("--retry", "2", "--retry-delay", "0.01", url)
+    assert result.status == 7
+    lines = result.err.splitlines()
+    assert len(lines) == 3 and "(1 try left)" in lines[1] and "refused" in lines[2], lines
+
+
+@pytest.mark.parametrize(
+    ("argv", "retry_after", "waits"),
+    [
+        (["--retry", "4"], None, [1, 2, 4, 8]),
+        (["--retry", "2", "--retry-delay", "0.5"], None, [0.5, 0.5]),
+        (["--retry", "2"], "3", [3, 3]),
+        (["--retry", "1"], "Thu, 01 Jan 1970 00:00:00 GMT", [0]),
+        (["--retry", "1"], "later", [1]),
+    ],
+)
+async def test_retry_waits_as_curl_does(
+    argv: list[str],
+    retry_after: str | None,
+    waits: list[float],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """1 s doubling (curl's backoff), a fixed --retry-delay, or the server's Retry-After."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(tries.anyio, "sleep", sleep)
+    msg = Message("GET", "http://h/")
+    msg.status = 503
+    if retry_after is not None:
+        msg.response_headers.append("Retry-After", retry_after)
+
+    async def attempt(last: bool) -> int:
+        if last:
+            return 0
+        raise tries.RetryStatus(msg)
+
+    options = parse_args([*argv, "http://h/"])
+    assert await tries.with_retries(options, attempt, lambda: False, lambda text: None) == 0
+    assert slept == waits
+
+
+async def slow_echo(peer: WsPeer) -> None:
+    """Reads two messages, thinks, answers both, then closes."""
+    first = await peer.next_message()
+    second = await peer.next_message()
+    await anyio.sleep(0.3)
+    if first is None or second is None or peer.ws.state is not ConnectionState.OPEN:
+        await peer.wait_close()  # the client closed first: no more data may go
+        return
+    await peer.send_text(str(second))
+    await peer.send_text(str(first))
+    await peer.send(CloseConnection(code=1000))
+    await peer.wait_close()
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_websocket_waits_for_the_answers_after_the_end_of_input(backend: str) -> None:
+    """Lines piped at once: the answers come after stdin ended, and are not lost.
+
+    The server closes once it has answered, so the command ends then, long
+    before ``--ws-wait``. With ``--ws-wait 0`` the command closes at the end
+    of stdin, as it used to, and the server may send nothing more.
+    """
+    env = {**ENV, "ANYSOUP_BACKEND": backend}
+    command = [sys.executable, "-m", "anysoup", "--ws"]
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(serve_ws(slow_echo)) as server,
+    ):
+        waited, closed = (
+            subprocess.run(
+                [*command, *flags, server.url],
+                input=b"one\ntwo\n",
+                capture_output=True,
+                env=env,
+                timeout=RUN_TIMEOUT,
+                check=False,
+            )
+            for flags in (["--ws-wait", "5"], ["--ws-wait", "0"])
+        )
+    assert (waited.returncode, waited.stdout) == (0, b"two\none\n"), waited.stderr
+    assert (closed.returncode, closed.stdout) == (0, b""), closed.stderr

@@ -1,46 +1,41 @@
-"""Where the ``anysoup`` command's results go: the body, a WebSocket's messages, the log.
+"""Where the ``anysoup`` command's results go: the body, the response heads, the log.
 
-The body goes to stdout or the ``-o`` file byte for byte; a WebSocket's
-messages go to stdout, a line each. What is meant for people goes to stderr
-and stays out of a program's way: colour only when stderr is a terminal and
-``NO_COLOR`` is unset (https://no-color.org), a progress bar only on a
-terminal. The bar is rich's when rich is installed (``pip install
-'anysoup[cli]'``), else one plain line redrawn in place.
-Text for people goes through :func:`~anysoup._cli.streams.say`: losing it
-never fails the command.
+The body goes to stdout or the ``-o`` file byte for byte, after the
+response heads with ``-i`` (as curl writes them, lines ending CRLF). What
+is meant for people goes to stderr and stays out of a program's way: colour
+only when stderr is a terminal and ``NO_COLOR`` is unset
+(https://no-color.org), a progress bar only on a terminal. The bar is
+rich's when rich is installed (the ``cli`` extra), else one plain line
+redrawn in place. Text for people goes through
+:func:`~anysoup._cli.streams.say`: losing it never fails the command.
+(A WebSocket's conversation is :mod:`anysoup._cli.websocket`'s.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TextIO
 
 import anyio
-import anyio.from_thread
 
-from .._features.logger.lines_policy import request_version
+from .._features.logger.lines_policy import VERSIONS, request_version
 from .._features.logger.logger import Logger
-from .._model.enums import LoggerLogLevel, WebsocketCloseCode
-from .._model.exceptions import WebsocketClosed
+from .._model.enums import HTTPVersion, LoggerLogLevel
 from .streams import say, stdout_bytes
 
 if TYPE_CHECKING:
-    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-
-    from .._drivers.websocket import WebsocketConnection
     from .._model.body import InputStream
     from .._model.message import Message
-    from .._session.session import Session
 
 __all__ = [
     "Advance",
+    "Heads",
     "TrafficPrinter",
-    "converse",
     "isatty",
     "make_logger",
     "make_printer",
@@ -65,6 +60,8 @@ _SERVER_ERROR = "\x1b[1;91m"
 #: At -vv, the most bytes of a request body shown: a large upload is not worth a screen.
 _MAX_BODY_SHOWN = 64 * 1024
 _MINIMAL = LoggerLogLevel.MINIMAL
+#: The Logger's ``Session 1 (0x7f…)``: the address says nothing to the command's reader.
+_ADDRESS_RE = re.compile(r" \(0x[0-9a-f]+\)")
 
 
 def isatty(stream: TextIO) -> bool:
@@ -89,7 +86,9 @@ class TrafficPrinter:
     Request lines start with ``> ``, response lines with ``< ``; each block
     ends with an empty line; :meth:`info` lines (the protocol of a new
     connection) start with ``* ``. libsoup's ``Soup-Debug`` lines (which
-    session, message and connection) are shown only with ``debug``. An
+    session, message and connection) are shown only with ``debug``, and
+    without the objects' memory addresses (``Message 1``, not ``Message 1
+    (0x7f…)``). An
     HTTP/2 status line is printed without the standard reason phrase the
     Logger adds as libsoup does (HTTP/2 carries none): ``< HTTP/2 200``, what
     came, as curl prints it.
@@ -107,8 +106,10 @@ class TrafficPrinter:
 
     def __call__(self, logger: Logger, level: LoggerLogLevel, direction: str, data: str) -> None:
         """Print one line of the log (the Logger's printer signature)."""
-        if not self._debug and data.startswith("Soup-Debug"):
-            return
+        if data.startswith("Soup-Debug"):
+            if not self._debug:
+                return
+            data = _ADDRESS_RE.sub("", data)
         if direction == " ":
             line = ""  # the end of a block
         else:
@@ -146,18 +147,16 @@ def make_printer(verbose: int, stream: TextIO) -> TrafficPrinter:
 
 
 def make_logger(verbose: int, printer: TrafficPrinter) -> Logger:
-    """The Logger for ``-v`` (responses' status and headers) or ``-vv`` (and requests).
+    """The Logger for ``-v`` (request and response heads, as curl's) or ``-vv`` (and bodies).
 
-    ``-vv`` shows requests with their headers and bodies, then each response's
-    head: the response body goes to stdout or the file, so it is not repeated.
-    Credentials and cookie values are redacted.
+    ``-vv`` adds request bodies: the response body goes to stdout or the
+    file, so it is not repeated. Credentials and cookie values are redacted.
     """
     if verbose >= 2:
         logger = Logger(LoggerLogLevel.BODY, _MAX_BODY_SHOWN)
         logger.set_response_filter(lambda *_: LoggerLogLevel.HEADERS)
     else:
         logger = Logger(LoggerLogLevel.HEADERS)
-        logger.set_request_filter(lambda *_: LoggerLogLevel.NONE)
     logger.set_printer(printer)
     return logger
 
@@ -188,33 +187,88 @@ def show_protocol(msg: Message, printer: TrafficPrinter) -> None:
         signal.connect(exchanging)
 
 
+# -- the response heads (-i, -I) ------------------------------------------------------
+
+
+class Heads:
+    """Records the head of each response of a message, for ``-i``, as curl writes them.
+
+    Every final response of every hop counts (a redirect's 3xx, an auth
+    retry's 401, then the answer), each as its status line and header lines,
+    ending CRLF, then an empty line. The status line is rebuilt from what
+    the message holds: ``HTTP/1.1 200 OK`` (a reason phrase, possibly
+    empty, after the space RFC 9112 §4 puts there), ``HTTP/2 200`` (HTTP/2
+    has none).
+    """
+
+    def __init__(self, msg: Message) -> None:
+        self._parts: list[bytes] = []
+        msg.got_headers.connect(self._got_headers)
+
+    def _got_headers(self, msg: Message) -> None:
+        version = msg.http_version
+        status = f"HTTP/{VERSIONS[version]} {msg.status}"
+        if version is not HTTPVersion.HTTP_2_0:
+            status += f" {msg.reason_phrase}"
+        lines = [status, *(f"{name}: {value}" for name, value in msg.response_headers), ""]
+        # Header values came as bytes decoded as latin-1: back to the same bytes.
+        self._parts.append("".join(line + "\r\n" for line in lines).encode("latin-1", "replace"))
+
+    @property
+    def data(self) -> bytes:
+        """The heads recorded so far."""
+        return b"".join(self._parts)
+
+
 # -- the body (stdout or -o) -----------------------------------------------------------
 
 
-async def to_stdout(body: InputStream) -> None:
-    """Copy the body to stdout as it comes, byte for byte.
+async def to_stdout(body: InputStream, heads: bytes = b"") -> None:
+    """Copy ``heads`` (``-i``), then the body to stdout as it comes, byte for byte.
 
     Raises:
         OSError: stdout can't be written (BrokenPipeError: its reader left).
     """
     out = stdout_bytes()
+    if heads:
+        out.write(heads)
+        out.flush()
     async for chunk in body:
         out.write(chunk)
         out.flush()  # a stream of events shows as it comes
 
 
-async def to_file(body: InputStream, msg: Message, path: str) -> None:
-    """Write the body to the file at ``path``, showing progress on a terminal.
+async def to_file(
+    body: InputStream,
+    msg: Message,
+    path: str,
+    *,
+    heads: bytes = b"",
+    decoded: bool = False,
+    show_progress: bool = True,
+) -> None:
+    """Write ``heads`` then the body to the file at ``path``, showing progress on a terminal.
+
+    Args:
+        body: The response body.
+        msg: Its message (the size of the body, from its headers).
+        path: The file, made anew.
+        heads: The response heads to write first (``-i``).
+        decoded: The body is decoded on the way (``--compressed``).
+        show_progress: False: no bar even on a terminal (``-s``).
 
     Raises:
         OSError: The file can't be opened or written.
     """
     # The size is known only for a body that is not decoded on the way.
     headers = msg.response_headers
-    coded = headers.get_list("Content-Encoding") not in (None, "", "identity")
+    coded = decoded and headers.get_list("Content-Encoding") not in (None, "", "identity")
     total = None if coded else headers.get_content_length()
+    stream = sys.stderr if show_progress else None
     async with await anyio.open_file(path, "wb") as file:
-        with progress(sys.stderr, os.path.basename(path), total) as advance:
+        if heads:
+            await file.write(heads)
+        with progress(stream, os.path.basename(path), total) as advance:
             async for chunk in body:
                 await file.write(chunk)
                 advance(len(chunk))
@@ -224,13 +278,13 @@ async def to_file(body: InputStream, msg: Message, path: str) -> None:
 
 
 @contextlib.contextmanager
-def progress(stream: TextIO, label: str, total: int | None) -> Iterator[Advance]:
+def progress(stream: TextIO | None, label: str, total: int | None) -> Iterator[Advance]:
     """Show a download's progress on ``stream`` while the block runs.
 
     Yields ``advance(nbytes)``. Nothing is shown unless ``stream`` is a
     terminal. ``total`` is the body's size if known.
     """
-    if not isatty(stream):
+    if stream is None or not isatty(stream):
         yield _ignore
         return
     try:
@@ -310,99 +364,3 @@ def _size(nbytes: float) -> str:
         nbytes /= 1024
         unit = bigger
     return f"{int(nbytes)} B" if unit == "B" else f"{nbytes:.1f} {unit}"
-
-
-# -- --ws: a conversation --------------------------------------------------------------
-
-
-async def converse(session: Session, msg: Message) -> None:
-    """Send stdin's lines as text messages and print what arrives, until either side ends.
-
-    At the end of stdin the WebSocket is closed (1000) with the closing
-    handshake; when the peer closes first, stdin is no longer read. A close
-    by the peer with a code other than 1000, 1001 or none is a failure.
-    """
-    # Only this task receives and closes: a close() from another task while
-    # this one is inside receive() can make both read the socket at once.
-    printing = anyio.CancelScope()
-
-    async def send_lines(ws: WebsocketConnection, lines: MemoryObjectReceiveStream[str]) -> None:
-        try:
-            async for line in lines:
-                await ws.send_text(line)
-        except WebsocketClosed:
-            return  # the peer closed first: the printing side reports how
-        printing.cancel()  # the end of stdin: time to close
-
-    async with (
-        session.websocket_connect(msg) as ws,
-        _stdin_lines() as lines,
-        anyio.create_task_group() as tg,
-    ):
-        tg.start_soon(send_lines, ws, lines)
-        closed = None
-        with printing:
-            closed = await _print_messages(ws)
-        if printing.cancelled_caught:
-            await ws.close(WebsocketCloseCode.NORMAL)
-            closed = await _print_messages(ws)  # what came before the peer's answer
-        tg.cancel_scope.cancel()  # the peer is gone: stdin has nothing more to say
-    if closed is not None:
-        raise closed
-
-
-async def _print_messages(ws: WebsocketConnection) -> WebsocketClosed | None:
-    """Print messages until the close: text as a line, binary as a bytes literal.
-
-    Returns the error for a close that was not normal.
-    """
-    out = stdout_bytes()  # text messages are UTF-8 whatever the locale says
-    try:
-        async for message in ws:
-            line = message.encode() if isinstance(message, str) else repr(message).encode()
-            out.write(line + b"\n")
-            out.flush()
-    except WebsocketClosed as exc:
-        return exc
-    return None
-
-
-@contextlib.asynccontextmanager
-async def _stdin_lines() -> AsyncIterator[MemoryObjectReceiveStream[str]]:
-    """Stdin's lines (without their line ends), read by a thread, as a receive stream.
-
-    A thread because no event loop can wait on every kind of stdin (a regular
-    file can't be polled). It is a daemon thread reading the raw file
-    descriptor, so a read that never returns (a terminal nobody types on)
-    neither holds a lock of ``sys.stdin`` nor keeps the process alive.
-    """
-    send, receive = anyio.create_memory_object_stream[str](16)
-    async with anyio.from_thread.BlockingPortal() as portal:
-        args = (portal, send)
-        threading.Thread(target=_read_stdin, args=args, name="anysoup stdin", daemon=True).start()
-        with receive:
-            yield receive
-        # A send waiting in the portal failed when ``receive`` closed; stop the rest.
-        await portal.stop(cancel_remaining=True)
-
-
-def _read_stdin(
-    portal: anyio.from_thread.BlockingPortal, send: MemoryObjectSendStream[str]
-) -> None:
-    """The thread of :func:`_stdin_lines`: hand each line to the event loop."""
-    # Any failure means the conversation is over (the receiver or the portal is
-    # gone, stdin is unreadable): the thread just ends, closing its stream.
-    with contextlib.suppress(Exception):
-        pending = b""
-        while chunk := os.read(sys.stdin.fileno(), 65536):
-            *lines, pending = (pending + chunk).split(b"\n")
-            for line in lines:
-                portal.call(send.send, _text(line))
-        if pending:
-            portal.call(send.send, _text(pending))
-    with contextlib.suppress(Exception):
-        portal.call(send.aclose)
-
-
-def _text(line: bytes) -> str:
-    return line.decode("utf-8", "replace").removesuffix("\r")

@@ -232,21 +232,25 @@ def parse_cookies_txt(text: str) -> Iterator[Cookie]:
         )
 
 
-def format_cookies_txt(cookies: Iterable[Cookie]) -> str:
+def format_cookies_txt(cookies: Iterable[Cookie], *, session_cookies: bool = False) -> str:
     """``cookies`` as a ``cookies.txt`` that curl, libsoup and Python's MozillaCookieJar read.
 
-    Session cookies are left out, as are cookies the format can't hold (a
+    Session cookies are left out (the jars' rule), unless ``session_cookies``
+    asks for them, written with expiry 0 as curl's ``-c`` writes them (the
+    ``anysoup`` command's ``-c``); so are cookies the format can't hold (a
     tab or line break in a field).
     """
     lines = [_HEADER]
     for c in cookies:
-        if c.expires is None or _UNWRITABLE.intersection(c.name + c.value + c.path + c.domain):
+        if c.expires is None and not session_cookies:
+            continue
+        if _UNWRITABLE.intersection(c.name + c.value + c.path + c.domain):
             continue
         prefix = _HTTP_ONLY_PREFIX if c.http_only else ""
+        expires = 0 if c.expires is None else int(c.expires.timestamp())
         lines.append(
             f"{prefix}{c.domain}\t{'FALSE' if c.host_only else 'TRUE'}\t{c.path}\t"
-            f"{'TRUE' if c.secure else 'FALSE'}\t{int(c.expires.timestamp())}\t"
-            f"{c.name}\t{c.value}\n"
+            f"{'TRUE' if c.secure else 'FALSE'}\t{expires}\t{c.name}\t{c.value}\n"
         )
     return "".join(lines)
 
