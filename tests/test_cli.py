@@ -304,6 +304,8 @@ async def by_path(conn: ServerConnection, req: ReceivedRequest) -> None:
         await conn.respond(200, [("Set-Cookie", "flavour=oat; Path=/; Max-Age=600")], b"")
     elif req.target == "/big":
         await conn.respond(200, [("Content-Type", "application/octet-stream")], BIG)
+    elif req.target == "/cached":
+        await conn.respond(200, [("Cache-Control", "max-age=600")], b"cached body")
     elif req.target == "/big-chunked":
         await conn.respond(200, [("Content-Type", "application/octet-stream")], BIG, chunked=True)
     else:
@@ -336,6 +338,17 @@ def test_get_writes_the_body_to_stdout() -> None:
     assert (result.returncode, result.stdout, result.stderr) == (0, b"body of /hello", b"")
     user_agent = server.requests[0].header("user-agent")
     assert user_agent is not None and user_agent.startswith("anysoup/")
+
+
+def test_cache_keeps_answers_between_runs(tmp_path: Path) -> None:
+    cache = str(tmp_path / "cache")
+    with serve_in_thread(by_path) as server:
+        first = run("--cache", cache, server.url_for("/cached"))
+        second = run("--cache", cache, "-v", server.url_for("/cached"))
+    assert (first.returncode, first.stdout) == (0, b"cached body"), first.stderr
+    assert (second.returncode, second.stdout) == (0, b"cached body"), second.stderr
+    assert len(server.requests) == 1
+    assert b"* answered from the cache (hit)" in second.stderr
 
 
 def test_fail_turns_an_http_error_into_exit_22() -> None:

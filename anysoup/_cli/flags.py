@@ -142,6 +142,7 @@ def _connection_flags(parser: argparse.ArgumentParser) -> None:
         help="accept any server certificate (not for an HSTS host)",
     )
     add("--hsts-db", metavar="FILE", help="read and store HSTS policies in an SQLite FILE")
+    add("--cache", metavar="DIR", help="keep an HTTP cache in DIR (shared with other runs)")
     add("--unix-socket", metavar="PATH", help="connect to this Unix socket instead of the host")
     add(
         "--timeout",

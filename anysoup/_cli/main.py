@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from .._features.cache.cache import Cache
 from .._features.hsts.enforcer import HSTSEnforcerDB
 from .._model.exceptions import Error, WebsocketClosed
 from .._session.session import DEFAULT, Session
@@ -156,6 +157,8 @@ def _session(
             features.append(HSTSEnforcerDB(options.hsts_db))
         except ValueError as exc:
             raise Failure(EXIT_READ, f"--hsts-db: {exc}") from None
+    if options.cache is not None:
+        features.append(Cache(options.cache))
     tls_database = DEFAULT
     if options.cacert is not None:
         try:

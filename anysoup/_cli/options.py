@@ -54,6 +54,8 @@ class Options:
     #: ``-b`` values: a cookie string (``a=b; c=d``) or a cookies.txt file name each.
     cookies: tuple[str, ...] = ()
     hsts_db: str | None = None
+    #: ``--cache``: the directory of an HTTP cache.
+    cache: str | None = None
     cacert: str | None = None
     unix_socket: str | None = None
     #: The session's stall timeout, in seconds (0: none).
@@ -133,6 +135,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         cookie_jar=args.cookie_jar,
         cookies=tuple(args.cookie or ()),
         hsts_db=args.hsts_db,
+        cache=args.cache,
         cacert=args.cacert,
         unix_socket=args.unix_socket,
         timeout=args.timeout,

@@ -107,6 +107,9 @@ class TrafficPrinter:
     def __call__(self, logger: Logger, level: LoggerLogLevel, direction: str, data: str) -> None:
         """Print one line of the log (the Logger's printer signature)."""
         if data.startswith("Soup-Debug"):
+            if data.startswith("Soup-Debug-Cache: "):  # said at -v too, as curl's info lines
+                self.info(f"answered from the cache ({data.split(': ', 1)[1]})")
+                return
             if not self._debug:
                 return
             data = _ADDRESS_RE.sub("", data)
