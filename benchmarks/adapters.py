@@ -27,6 +27,14 @@ The operations, each given a full URL:
   the client is made on first use, so other scenarios don't pay for it.
   ``requests`` and ``urllib3``, which have nothing else, are in
   adapters_blocking.py.
+* ``cached_get(url, hit)``: ``get``'s work through a session with an HTTP
+  cache in memory (anysoup's ``Cache()``; httpx with hishel's RFC 9111 mode
+  over SQLite ``:memory:``). With ``hit`` true it raises unless the library
+  says the answer came from the cache without contacting the server, so a
+  miss is never counted as a hit; ``hit=False`` is the warm-up miss that
+  stores the entry. ``cached_get_disk`` is the same with the cache in a
+  fresh temporary directory. The cached session is opened only when the
+  scenario uses the operation (``Setup.op``).
 
 To add a client, write one function here and decorate it.
 """
@@ -35,9 +43,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import os
 import ssl
 import sys
+import tempfile
 import threading
 import zlib
 from collections import deque
@@ -48,8 +58,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 Echo = Callable[[str], Awaitable[str]]
+#: ``cached_get(url, hit)`` and ``cached_get_disk(url, hit)``: see the module docstring.
+CachedGet = Callable[[str, bool], Awaitable[int]]
 BOTH = ("asyncio", "trio")
 HTTP_OPS = frozenset({"get", "stream", "tls"})
+CACHE_OPS = frozenset({"cached_get", "cached_get_disk"})
 
 
 class BadResponse(Exception):
@@ -63,6 +76,7 @@ class Setup:
     limit: int  # connections the pool may open to the host
     protocol: str = "1.1"  # "2": offer h2 (on https); "1.1": HTTP/1.1 only
     ca_file: str | None = None  # the CA to trust, for https URLs
+    op: str = "get"  # the Client operation the scenario uses (a cached session only if asked)
 
 
 @dataclass
@@ -75,6 +89,8 @@ class Client:
     #: The protocol version of every response seen, as the library gives it.
     protocols: set[object] = field(default_factory=set)
     sync_get: Callable[[str], int] | None = None
+    cached_get: CachedGet | None = None
+    cached_get_disk: CachedGet | None = None
 
 
 Opener = Callable[[Setup], AsyncIterator[Client]]
@@ -174,16 +190,17 @@ def _anysoup_options(setup: Setup) -> dict[str, Any]:
     return options
 
 
-def _anysoup_session(setup: Setup) -> Any:
+def _anysoup_session(setup: Setup, **extra: Any) -> Any:
     """The Session for ``setup``: its default protocols, or HTTP/1.1 only over TLS.
 
     ``http2`` is passed only to force HTTP/1.1 (``http2=False``), and a tree
     whose Session doesn't know the argument yet, which speaks HTTP/1.1 on
-    every connection anyway, is opened without it.
+    every connection anyway, is opened without it. ``extra`` goes to the
+    Session too (``features=``).
     """
     import anysoup
 
-    options = _anysoup_options(setup)
+    options = {**_anysoup_options(setup), **extra}
     try:
         return anysoup.Session(**options)
     except TypeError as exc:
@@ -193,10 +210,46 @@ def _anysoup_session(setup: Setup) -> Any:
         return anysoup.Session(**options)
 
 
+@contextlib.asynccontextmanager
+async def _anysoup_cached(setup: Setup, protocols: set[object]) -> AsyncIterator[dict[str, Any]]:
+    """``{setup.op: cached_get}`` on a Session of its own with a Cache, if the scenario uses one.
+
+    ``anysoup.Cache()`` in memory for ``cached_get``, ``anysoup.Cache(dir)``
+    on a fresh temporary directory for ``cached_get_disk``; nothing (``{}``)
+    for the other scenarios. A hit is what ``msg.cache_result`` says is one.
+    """
+    if setup.op not in CACHE_OPS:
+        yield {}
+        return
+    import anysoup
+
+    if not hasattr(anysoup, "Cache"):  # an anysoup-base tree from before the cache
+        raise ImportError("this anysoup has no Cache")
+    with contextlib.ExitStack() as folders:
+        cache_dir = None
+        if setup.op == "cached_get_disk":
+            cache_dir = folders.enter_context(tempfile.TemporaryDirectory(prefix="anysoup-cache-"))
+        cache = anysoup.Cache(cache_dir)
+        async with _anysoup_session(setup, features=[cache]) as session:
+
+            async def cached_get(url: str, hit: bool) -> int:
+                msg = anysoup.Message("GET", url)
+                body = await session.send_and_read(msg)
+                _expect(msg.status, url)
+                if hit and msg.cache_result is not anysoup.CacheResult.HIT:
+                    raise BadResponse(f"GET {url}: {msg.cache_result}, not a cache hit")
+                if not hit:
+                    await cache.flush()  # the entry complete (on disk) before the hits
+                protocols.add(msg.http_version)
+                return len(body)
+
+            yield {setup.op: cached_get}
+
+
 @adapter(
     "anysoup",
     backends=BOTH,
-    ops=HTTP_OPS | {"h2", "ws_echo", "sync_get"},
+    ops=HTTP_OPS | CACHE_OPS | {"h2", "ws_echo", "sync_get"},
     dists=("anysoup", "anyio", "h2"),
 )
 async def anysoup_client(setup: Setup) -> AsyncIterator[Client]:
@@ -205,7 +258,8 @@ async def anysoup_client(setup: Setup) -> AsyncIterator[Client]:
     Over TLS it trusts the harness's CA (``tls_database``); in the HTTP/1.1
     scenarios it gets ``http2=False``, in the HTTP/2 ones its default.
     ``sync_get``: an ``anysoup.blocking.Session`` with the same settings, its
-    loop on the worker's backend.
+    loop on the worker's backend. ``cached_get``: a second Session with
+    ``features=[anysoup.Cache()]`` (``cached_get_disk``: on a temporary directory).
     """
     import anysoup
 
@@ -224,7 +278,7 @@ async def anysoup_client(setup: Setup) -> AsyncIterator[Client]:
         protocols.add(msg.http_version)
         return len(body)
 
-    async with _anysoup_session(setup) as session:
+    async with _anysoup_session(setup) as session, _anysoup_cached(setup, protocols) as cached:
 
         async def get(url: str) -> int:
             msg = anysoup.Message("GET", url)
@@ -255,7 +309,7 @@ async def anysoup_client(setup: Setup) -> AsyncIterator[Client]:
                 yield echo
 
         try:
-            yield Client(get, stream, ws_echo, protocols, sync_get)
+            yield Client(get, stream, ws_echo, protocols, sync_get, **cached)
         finally:
             await blocking.aclose()
 
@@ -268,7 +322,7 @@ if os.environ.get(BASE_TREE_VARIABLE):
     adapter(
         "anysoup-base",
         backends=BOTH,
-        ops=HTTP_OPS | {"ws_echo"},
+        ops=HTTP_OPS | CACHE_OPS | {"ws_echo"},
         dists=("anyio",),
     )(anysoup_client)
 
@@ -381,8 +435,49 @@ async def _wsproto_echo(url: str) -> AsyncIterator[Echo]:
         await sock.send(ws.send(CloseConnection(code=1000)))
 
 
-def _httpx_like(module_name: str) -> Opener:
-    """An adapter for httpx or its API-compatible fork httpx2."""
+@contextlib.asynccontextmanager
+async def _hishel_cached(
+    setup: Setup, options: dict[str, Any], protocols: set[object]
+) -> AsyncIterator[dict[str, Any]]:
+    """``{setup.op: cached_get}`` on hishel's ``AsyncCacheClient``, if the scenario uses one.
+
+    hishel 2's RFC 9111 mode (``rfc=True``; its default ignores the headers
+    and keeps everything) over its SQLite storage, the only one it has
+    besides Redis: an ``anysqlite`` connection to ``:memory:`` for
+    ``cached_get``, a database file in a temporary directory for
+    ``cached_get_disk``. A hit is a response whose ``extensions["caching"]``
+    (a ``CacheStatus`` dict) says ``from_cache`` and not ``revalidated``.
+    """
+    if setup.op not in CACHE_OPS:
+        yield {}
+        return
+    import anysqlite
+    from hishel import AsyncSqliteStorage
+    from hishel.httpx import AsyncCacheClient
+
+    with contextlib.ExitStack() as folders:
+        if setup.op == "cached_get_disk":
+            folder = folders.enter_context(tempfile.TemporaryDirectory(prefix="hishel-cache-"))
+            storage = AsyncSqliteStorage(database_path=os.path.join(folder, "cache.db"))
+        else:
+            connection = await anysqlite.connect(":memory:", isolation_level=None)
+            storage = AsyncSqliteStorage(connection=connection)
+        async with AsyncCacheClient(storage=storage, rfc=True, **options) as client:
+
+            async def cached_get(url: str, hit: bool) -> int:
+                response = await client.get(url)
+                _expect(response.status_code, url)
+                status = response.extensions.get("caching") or {}  # a CacheStatus (TypedDict)
+                if hit and not (status.get("from_cache") and not status.get("revalidated")):
+                    raise BadResponse(f"GET {url}: {status}, not a cache hit")
+                protocols.add(response.http_version)
+                return len(response.content)
+
+            yield {setup.op: cached_get}
+
+
+def _httpx_like(module_name: str, hishel: bool = False) -> Opener:
+    """An adapter for httpx or its API-compatible fork httpx2; ``hishel``: cached_get too."""
 
     async def open_client(setup: Setup) -> AsyncIterator[Client]:
         import importlib
@@ -403,7 +498,8 @@ def _httpx_like(module_name: str) -> Opener:
             protocols.add(response.http_version)
             return len(response.content)
 
-        async with httpx.AsyncClient(**options) as client:
+        cache = _hishel_cached(setup, options, protocols) if hishel else contextlib.nullcontext({})
+        async with httpx.AsyncClient(**options) as client, cache as cached:
 
             async def get(url: str) -> int:
                 response = await client.get(url)
@@ -421,20 +517,26 @@ def _httpx_like(module_name: str) -> Opener:
                 return seen
 
             try:
-                yield Client(get, stream, protocols=protocols, sync_get=sync_get)
+                yield Client(get, stream, protocols=protocols, sync_get=sync_get, **cached)
             finally:
                 await blocking.aclose()
 
     open_client.__doc__ = (
         f"{module_name}.AsyncClient, Limits(max_connections=limit), no env; http2=True for h2"
-        f" (sync_get: {module_name}.Client, the same options)."
+        f" (sync_get: {module_name}.Client, the same options"
+        + ("; cached_get: hishel.httpx.AsyncCacheClient, rfc=True)." if hishel else ").")
     )
     return open_client
 
 
+# cached_get through hishel, when it is installed (benchmarks/requirements.txt pins it).
+_HISHEL = importlib.util.find_spec("hishel") is not None
 httpx_client = adapter(
-    "httpx", backends=BOTH, ops=HTTP_OPS | {"h2", "sync_get"}, dists=("httpx", "httpcore", "h2")
-)(_httpx_like("httpx"))
+    "httpx",
+    backends=BOTH,
+    ops=HTTP_OPS | {"h2", "sync_get"} | (CACHE_OPS if _HISHEL else frozenset()),
+    dists=("httpx", "httpcore", "h2", *(("hishel", "anysqlite") if _HISHEL else ())),
+)(_httpx_like("httpx", hishel=_HISHEL))
 httpx2_client = adapter(
     "httpx2", backends=BOTH, ops=HTTP_OPS | {"h2"}, dists=("httpx2", "httpcore2", "h2")
 )(_httpx_like("httpx2"))

@@ -12,6 +12,10 @@ The TLS scenarios get tables of their own, after the others, with one more:
 the protocol each client spoke and the connections it had open. A throughput
 cell whose client spoke another protocol than its scenario's (an anysoup
 without HTTP/2 in an ``h2*`` column) carries that protocol in brackets.
+
+When ``seq`` and a ``cache_hit*`` scenario ran, one more table sets each
+client's CPU per cache hit beside its CPU per round trip to the server
+(``seq``), with their ratio, paired by round as above.
 """
 
 from __future__ import annotations
@@ -133,21 +137,34 @@ class _Group:
         pairs = {(r["client"], r["backend"]) for r in self.done}
         self.rows = [(c, b) for c in ADAPTERS for b in BACKENDS if (c, b) in pairs]
 
-    def grid(self, cell: Callable[[Key, list[Record]], str]) -> list[list[str]]:
+    def grid(
+        self, cell: Callable[[Key, list[Record]], str], scenarios: list[str] | None = None
+    ) -> list[list[str]]:
         """One row per (client, backend): ``cell`` of its successful runs, or why none."""
         out = []
         for client, backend in self.rows:
             line = [client, backend]
-            for s in self.scenarios:
+            for s in scenarios or self.scenarios:
                 key = (client, backend, s)
                 ok = list(self.runs[key].values()) if key in self.runs else []
                 line.append(cell(key, ok) if ok else _failure(self.statuses[key]))
             out.append(line)
         return out
 
-    def head(self, label: Callable[[str], str]) -> list[str]:
+    def head(self, label: Callable[[str], str], scenarios: list[str] | None = None) -> list[str]:
         """The column names: ``scenario label``."""
-        return ["client", "backend", *(f"{s} {label(s)}" for s in self.scenarios)]
+        return ["client", "backend", *(f"{s} {label(s)}" for s in scenarios or self.scenarios)]
+
+    def versus_seq(self, key: Key, ok: list[Record]) -> str:
+        """``seq's µs/req / this scenario's µs/req = ratio``, the ratio paired by round."""
+        field = "client_cpu_us_per_op"
+        seq = self.runs.get((key[0], key[1], "seq"), {})
+        ratios = [seq[n][field] / r[field] for n, r in self.runs[key].items() if n in seq]
+        if not ratios:
+            return "no seq"
+        seq_us = _median(list(seq.values()), field)
+        ratio = statistics.median(ratios)
+        return f"{_num(seq_us)} / {_num(_median(ok, field))} = {ratio:.1f}x"
 
     def ratios_to(self) -> str:
         """What the ratios are taken against: ``h11raw; h2seq, h2large: httpx``."""
@@ -216,6 +233,16 @@ def _render_group(done: list[Record], scenarios: list[str], baseline: str, prefi
             g.grid(lambda key, ok: f"{_median(ok, 'server_cpu_pct'):.0f}"),
         ),
     ]
+    hits = [s for s in g.scenarios if s.startswith("cache_hit")]
+    if hits and "seq" in g.scenarios:
+        tables.append(
+            _table(
+                f"{prefix}Cache hit vs round trip: client CPU per request of seq / of the"
+                " hit, µs (seq over hit, paired by round; >1: the hit is cheaper)",
+                g.head(lambda s: "seq/hit", hits),
+                g.grid(g.versus_seq, hits),
+            )
+        )
     if prefix:  # the TLS group: what was spoken, on how many connections
         tables.append(
             _table(

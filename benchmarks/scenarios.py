@@ -24,9 +24,16 @@ sets each protocol beside the other:
   ``http2=False``, httpx's default), a pool of as many connections as there
   are concurrent tasks, as in ``conc``.
 
-To add a scenario (cache hits, blocking calls...), write one function here
-and decorate it with :func:`scenario`; give it a new client operation in
-adapters.py if none of get, stream and ws_echo fits.
+The ``cache_hit*`` scenarios GET a path that nginx serves fresh for an hour
+through a session with an HTTP cache: one miss stores it, then every request
+is a hit (the adapter raises on anything else). Their client CPU per request
+is read against ``seq``'s, the same 1 KiB as a round trip to the server
+(report.py prints that ratio when both ran); their own ratios are to httpx
+with hishel.
+
+To add a scenario, write one function here and decorate it with
+:func:`scenario`; give it a new client operation in adapters.py if none of
+get, stream and ws_echo fits.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.to_thread
-from adapters import BadResponse, Client
+from adapters import BadResponse, CachedGet, Client
 from servers import GZIP_SIZE, LARGE_SIZE, SMALL_SIZE, connections_to, cpu_seconds
 
 WS_TEXT = "anysoup benchmark: 32-byte text."
@@ -382,3 +389,33 @@ async def tls1conc64(client: Client, run: Run) -> float:
 async def tls1large(client: Client, run: Run) -> float:
     """HTTP/1.1 over TLS: stream GET /large (64 MiB) without keeping it."""
     return await _downloads(client, run)
+
+
+# HTTP cache hits (anysoup.Cache, httpx with hishel): /cached is /small's
+# bytes with Cache-Control: max-age=3600. Read against seq's CPU per request.
+
+
+async def _cache_hits(op: CachedGet | None, run: Run) -> int:
+    """One miss that stores /cached, 50 untimed hits, then ``run.n`` timed hits; -> hits done."""
+    assert op is not None
+    url = run.url("/cached")
+    _check(await op(url, False), SMALL_SIZE, url)
+
+    async def hit(url: str) -> int:
+        return await op(url, True)
+
+    await _one_after_another(hit, url, SMALL_SIZE, 50, run)
+    with run.timed():
+        return await _one_after_another(hit, url, SMALL_SIZE, run.n, run)
+
+
+@scenario("cache_hit", count=5000, needs="cached_get", baseline="httpx")
+async def cache_hit(client: Client, run: Run) -> float:
+    """Sequential GET /cached, each a fresh hit of a cache in memory (after one miss)."""
+    return await _cache_hits(client.cached_get, run)
+
+
+@scenario("cache_hit_disk", count=5000, needs="cached_get_disk", baseline="httpx")
+async def cache_hit_disk(client: Client, run: Run) -> float:
+    """Sequential GET /cached, each a fresh hit of a cache in a temporary directory."""
+    return await _cache_hits(client.cached_get_disk, run)

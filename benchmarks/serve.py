@@ -9,9 +9,9 @@ on timers.
 when nginx can't be had. It serves the files of ``DIR`` (the fixtures that
 servers.py writes for nginx) the way the nginx config does: keep-alive,
 Content-Length, ``/gzip`` always answered with the pre-compressed ``gzip.gz``
-and ``Content-Encoding: gzip``, and big files through ``sendfile``. It parses
-just enough HTTP for GET requests without a body; it is a load generator's
-target, not a general server.
+and ``Content-Encoding: gzip``, ``/cached`` with ``Cache-Control: max-age=3600``,
+and big files through ``sendfile``. It parses just enough HTTP for GET
+requests without a body; it is a load generator's target, not a general server.
 
 Both bind a free port on 127.0.0.1 themselves and print ``listening PORT`` once
 they accept connections, so the harness never races another program for a
@@ -71,6 +71,9 @@ class _Files:
                 # whatever the request's Accept-Encoding (RFC 9110 §8.4).
                 path = path.with_name(name + ".gz")
                 extra = b"Content-Type: text/plain\r\nContent-Encoding: gzip\r\n"
+            elif name == "cached":
+                # Like nginx's ``add_header``: fresh for an hour (RFC 9111 §5.2.2.1).
+                extra = b"Cache-Control: max-age=3600\r\n"
             size = path.stat().st_size
             target = b"/" + name.encode()
             self.heads[target] = (

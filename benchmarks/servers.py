@@ -76,27 +76,33 @@ http {{
     root {tmp}/www;
     # gzip.gz is served as is (no CPU spent compressing), whatever the
     # request's Accept-Encoding: a client that doesn't decode fails the
-    # size check instead of quietly measuring the plain file.
+    # size check instead of quietly measuring the plain file. /cached is
+    # /small's bytes, fresh for an hour (RFC 9111 §5.2.2.1): the cache_hit
+    # scenarios' one miss stores it, and every later GET is a hit.
     server {{
         listen 127.0.0.1:{http} backlog=16384;
         location = /gzip {{ gzip_static always; default_type text/plain; }}
+        location = /cached {{ add_header Cache-Control "max-age=3600"; }}
     }}
     server {{
         listen 127.0.0.1:{h2} ssl http2 backlog=16384;
         location = /gzip {{ gzip_static always; default_type text/plain; }}
+        location = /cached {{ add_header Cache-Control "max-age=3600"; }}
     }}
     server {{
         listen 127.0.0.1:{tls1} ssl backlog=16384;
         location = /gzip {{ gzip_static always; default_type text/plain; }}
+        location = /cached {{ add_header Cache-Control "max-age=3600"; }}
     }}
 }}
 """
 
 
 def write_fixtures(www: Path) -> None:
-    """Write /small, /large and /gzip (with its gzip.gz) into ``www``."""
+    """Write /small, /cached (the same bytes), /large and /gzip (with its gzip.gz) into ``www``."""
     rng = random.Random(14)
     (www / "small").write_bytes(rng.randbytes(SMALL_SIZE))
+    (www / "cached").write_bytes((www / "small").read_bytes())
     block = rng.randbytes(1024 * 1024)  # incompressible, and cheap to repeat
     with (www / "large").open("wb") as f:
         for _ in range(LARGE_SIZE // len(block)):

@@ -65,7 +65,7 @@ class NothingDone(Exception):
 
 async def _measure(client_name: str, scenario_name: str, run: Run, ca: str) -> dict[str, Any]:
     scenario = SCENARIOS[scenario_name]
-    setup = Setup(scenario.limit, scenario.protocol, ca or None)
+    setup = Setup(scenario.limit, scenario.protocol, ca or None, scenario.needs)
     async with ADAPTERS[client_name].open(setup) as client:
         ops = await scenario.measure(client, run)
     if not ops:
