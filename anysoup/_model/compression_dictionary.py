@@ -30,8 +30,8 @@ MAX_ID_LENGTH = 1024
 class CompressionDictionary:
     """A raw compression dictionary (RFC 9842), to decode ``dcb`` and ``dcz`` responses.
 
-    Return one (or just its bytes) from a handler of
-    :attr:`anysoup.Message.request_compression_dictionary`. See :doc:`dictionaries`.
+    Return one (or just its bytes) from a handler of the message's
+    ``request_compression_dictionary`` signal. See :doc:`dictionaries`.
 
     Args:
         data: The dictionary's bytes (a "raw" dictionary, RFC 9842 §2.1.4).

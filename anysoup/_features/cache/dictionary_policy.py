@@ -5,7 +5,7 @@ Theory of operation
 A response with ``Use-As-Dictionary`` may serve as a dictionary for later
 requests whose URL matches its ``match`` pattern (§2.1). The cache keeps
 such responses; before a request goes out it picks the best stored
-dictionary for it (:func:`choose_dictionary`, §2.2.2), and the
+dictionary for it (:func:`choose_dictionary`, §2.2.2, §2.2.3), and the
 :class:`~anysoup.ContentDecoder` advertises that one's SHA-256 in
 ``Available-Dictionary`` (:func:`available_dictionary_value`, §2.2) and its
 id in ``Dictionary-ID`` (:func:`dictionary_id_value`, §2.3), offering the
@@ -340,7 +340,7 @@ def _regex(text: str, safe: str) -> re.Pattern[str] | None:
     return re.compile("(?s:" + "".join(out) + ")")
 
 
-# -- choosing among dictionaries (§2.2.2) ---------------------------------------------------
+# -- choosing among dictionaries (§2.2.3) ---------------------------------------------------
 
 _T = TypeVar("_T")
 
@@ -357,7 +357,7 @@ def choose_dictionary(
             that grows), and what to return if it is chosen.
         request_url: The URL of the request about to go out.
 
-    §2.2.2: of the dictionaries that match, the one with the longest
+    §2.2.3: of the dictionaries that match, the one with the longest
     ``match`` wins, then the most recently fetched (then the first given).
     """
     best: tuple[int, float] | None = None
@@ -371,7 +371,7 @@ def choose_dictionary(
     return chosen
 
 
-# -- request headers (§2.2, §2.3) and where dictionaries may be used (§7) --------------------
+# -- request headers (§2.2, §2.3) and where dictionaries may be used (§8) --------------------
 
 
 def available_dictionary_value(sha256: bytes) -> str:
@@ -391,7 +391,7 @@ def dictionary_id_value(ident: str) -> str:
 def secure_context(url: URL) -> bool:
     """Whether dictionaries may be offered for a request to ``url``.
 
-    §7: "compression dictionary transport MUST only be used in secure
+    §8: "compression dictionary transport MUST only be used in secure
     contexts (HTTPS)". anysoup takes the W3C Secure Contexts meaning, as
     browsers do: https, or plain http to a loopback host (``localhost``,
     ``*.localhost``, 127.0.0.0/8, ``::1``), where no middlebox can stand

@@ -118,7 +118,7 @@ async def _ask(msg: Message) -> CompressionDictionary | None:
         )
     if answer.url is None:
         return answer._bound_to(msg.uri)
-    # RFC 9842 §2.2: a dictionary serves only its own origin.
+    # RFC 9842 §2.2.2: a dictionary serves only its own origin.
     return answer if _same_origin(answer.url, msg.uri) else None
 
 

@@ -7,7 +7,7 @@ the dictionary) followed by a brotli stream compressed with that raw
 dictionary; a ``dcz`` body a 40-byte header (a zstd skippable frame holding
 the hash) followed by zstd frames compressed with it.
 :class:`DictionaryStreamDecoder` reads the header, checks that it names the
-dictionary the request offered (anything else is an error, §8.3: "the
+dictionary the request offered (anything else is an error, §9.3: "the
 client MUST drop the response"), then hands the rest to the brotli or zstd
 decoder of ``codings_policy``, built with the dictionary.
 
