@@ -388,3 +388,25 @@ async def test_no_dictionary_over_plain_http_elsewhere() -> None:
     msg.request_compression_dictionary.connect(lambda m: pytest.fail("asked"))
     await offer_dictionary(msg, "gzip")
     assert len(msg.request_headers) == 0
+
+
+@pytest.mark.parametrize(
+    ("accept", "asked"),
+    [
+        ("gzip, dcz", True),
+        ("DCZ;Q=1", True),
+        ("dcz;q=0.5, gzip", True),
+        ("gzip", False),
+        ("gzip, dcz;q=0", False),  # RFC 9110 §12.4.2: q=0 means "not acceptable"
+        ("dcz ; q = 0.000", False),
+        ("identity", False),
+    ],
+)
+async def test_the_programs_accept_encoding_decides(accept: str, asked: bool) -> None:
+    calls: list[Message] = []
+    msg = Message("GET", "https://a.example/app/x", headers={"Accept-Encoding": accept})
+    msg.request_compression_dictionary.connect(lambda m: calls.append(m) or DICTIONARY)
+    await offer_dictionary(msg, "gzip")
+    assert (calls == [msg]) is asked
+    assert ("Available-Dictionary" in msg.request_headers) is asked
+    assert msg.request_headers.get_list("Accept-Encoding") == accept  # never rewritten

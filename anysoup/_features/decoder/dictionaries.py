@@ -27,6 +27,7 @@ The response side, decoding with the message's dictionary, is in
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from yarl import URL
@@ -73,7 +74,7 @@ async def offer_dictionary(msg: Message, accept_encoding: str) -> None:
         return
     own = headers.get_list("Accept-Encoding")
     if own is not None:
-        listed = {item.split(";")[0].strip(" \t").lower() for item in own.split(",")}
+        listed = _accepted(own)
         codings = tuple(coding for coding in codings if coding in listed)
         if not codings:
             return
@@ -120,6 +121,20 @@ async def _ask(msg: Message) -> CompressionDictionary | None:
         return answer._bound_to(msg.uri)
     # RFC 9842 §2.2.2: a dictionary serves only its own origin.
     return answer if _same_origin(answer.url, msg.uri) else None
+
+
+#: A weight of zero (RFC 9110 §12.4.2): the coding is not acceptable.
+_ZERO_WEIGHT = re.compile(r";\s*q\s*=\s*0(?:\.0{0,3})?\s*(?:;|$)", re.IGNORECASE)
+
+
+def _accepted(accept_encoding: str) -> set[str]:
+    """The codings an ``Accept-Encoding`` value accepts (lowercase; ``q=0`` ones left out)."""
+    accepted = set()
+    for item in accept_encoding.split(","):
+        coding, _, params = item.partition(";")
+        if _ZERO_WEIGHT.search(";" + params) is None:
+            accepted.add(coding.strip(" \t").lower())
+    return accepted
 
 
 def _same_origin(url: str | None, request: URL) -> bool:

@@ -81,12 +81,10 @@ def _library(coding: str) -> tuple[Any, str | None]:
         except Exception:  # TypeError: no such argument; AttributeError: not in libbrotli
             continue
         return module, None
-    if not found:
-        return None, "'dcb' needs the brotli or brotlicffi library: install anysoup[brotli]"
-    return None, (
-        f"'dcb' needs a brotli library that decodes with a raw dictionary; "
-        f"{' and '.join(found)} can't"
+    have = (
+        " and ".join(found) + " can't" if found else "neither brotli nor brotlicffi is installed"
     )
+    return None, f"'dcb' needs a brotli library that decodes with a raw dictionary; {have}"
 
 
 def dictionary_support() -> dict[str, str | None]:
