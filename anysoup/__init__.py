@@ -38,6 +38,7 @@ from ._model.body import RequestBody as RequestBody
 from ._model.cancellable import Cancellable as Cancellable
 from ._model.certificate import TlsCertificate as TlsCertificate
 from ._model.certificate import TlsInteraction as TlsInteraction
+from ._model.compression_dictionary import CompressionDictionary as CompressionDictionary
 from ._model.enums import CacheResult as CacheResult
 from ._model.enums import HTTPVersion as HTTPVersion
 from ._model.enums import LoggerLogLevel as LoggerLogLevel
@@ -139,6 +140,7 @@ __all__ = [
     "HSTSEnforcerDB",
     "HSTSPolicy",
     "ContentDecoder",
+    "CompressionDictionary",
     "ContentSniffer",
     "Logger",
     "LoggerLogLevel",

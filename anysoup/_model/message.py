@@ -19,6 +19,7 @@ from .uri import parse_uri
 if TYPE_CHECKING:
     from .addresses import ProxyURI, RemoteAddress
     from .certificate import TlsCertificate
+    from .compression_dictionary import CompressionDictionary
     from .multipart import Multipart
 
 __all__ = ["Message", "MessageMetrics"]
@@ -92,9 +93,11 @@ class Message:
         "_auth_state",
         "_body",
         "_cache",
+        "_compression_dictionary",
         "_connection_id",
         "_connection_note",
         "_connection_owner",
+        "_dictionary_offer",
         "_disabled",
         "_options_ping",
         "_proxy",
@@ -188,6 +191,12 @@ class Message:
     hsts_enforced: SignalDescriptor[Message] = SignalDescriptor(
         "``(msg)``: the URI was upgraded to https by HSTS."
     )
+    request_compression_dictionary: SignalDescriptor[Message] = SignalDescriptor(
+        "``(msg) -> CompressionDictionary | bytes | None``: the request is about to go "
+        "to a secure origin with no compression dictionary (RFC 9842); return one, or its "
+        "bytes, to offer it (``dcb``/``dcz``), None to let the next handler answer. "
+        "Asked by the :class:`anysoup.ContentDecoder`; see :doc:`dictionaries`."
+    )
 
     def __init__(
         self,
@@ -280,6 +289,11 @@ class Message:
         # Why the core closed the latest exchange's connection that could have
         # been kept (bytes past the response...), for the Logger; or None.
         self._connection_note: str | None = None
+        # RFC 9842: the dictionary offered for this hop (set by the cache, or by
+        # the ContentDecoder from request_compression_dictionary), and the
+        # request headers the ContentDecoder set to offer it, taken back on a re-send.
+        self._compression_dictionary: CompressionDictionary | None = None
+        self._dictionary_offer: tuple[tuple[str, str], ...] | None = None
 
     # -- constructors (libsoup's names) --------------------------------------
 

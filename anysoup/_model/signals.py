@@ -4,7 +4,8 @@ A handler receives the emitting object first, then the signal's arguments, as
 in PyGObject. Handlers may be plain functions or coroutine functions; the
 emitter awaits coroutine handlers before it goes on. For signals with a
 boolean result (``authenticate``, ``accept_certificate``) the first handler
-that returns True stops the emission.
+that returns True stops the emission; for one that asks for a value
+(``request_compression_dictionary``) the first that returns one does.
 
 Emission is on the per-request hot path, so a signal with no handler costs one
 attribute test: emitters check :attr:`Signal.handlers` before calling
@@ -77,6 +78,19 @@ class Signal:
             if result is True:
                 return True
         return False
+
+    async def emit_until_value(self, *args: Any) -> Any:
+        """Call handlers in order until one returns something other than None; return it.
+
+        Returns None when every handler did (or there is none).
+        """
+        for _, handler in tuple(self.handlers):
+            result = handler(self._owner, *args)
+            if inspect.isawaitable(result):
+                result = await result
+            if result is not None:
+                return result
+        return None
 
     def emit_sync(self, *args: Any) -> None:
         """Call the plain-function handlers only.

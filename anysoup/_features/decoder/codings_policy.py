@@ -259,8 +259,12 @@ class BrotliDecoder:
 
     __slots__ = ("_d", "_done", "_error", "_extra", "_limited", "_rest", "_started", "pending")
 
-    def __init__(self, brotli: Any) -> None:
-        self._d = brotli.Decompressor()
+    def __init__(self, brotli: Any, dictionary: bytes | None = None) -> None:
+        # A raw dictionary (RFC 9842 dcb) only with a library that takes one.
+        if dictionary is None:
+            self._d = brotli.Decompressor()
+        else:
+            self._d = brotli.Decompressor(dictionary=dictionary)
         self._error = brotli.error
         self._limited = hasattr(self._d, "can_accept_more_data")
         self._extra: memoryview | None = None  # output beyond CHUNK_LIMIT, for the next calls
@@ -344,8 +348,11 @@ class ZstdDecoder:
         "pending",
     )
 
-    def __init__(self, zstandard: Any) -> None:
-        self._zstd = zstandard.ZstdDecompressor(max_window_size=_ZSTD_MAX_WINDOW)
+    def __init__(
+        self, zstandard: Any, dict_data: Any = None, max_window: int = _ZSTD_MAX_WINDOW
+    ) -> None:
+        # dict_data: a ZstdCompressionDict for the frames (RFC 9842 dcz), or None.
+        self._zstd = zstandard.ZstdDecompressor(dict_data=dict_data, max_window_size=max_window)
         self._error: type[Exception] = zstandard.ZstdError
         self._d: Any = None
         self._buf: memoryview | None = None

@@ -5,9 +5,11 @@ Theory of operation
 :class:`ContentDecoder` does two things for each message (libsoup's
 ``SoupContentDecoder``). On the way out it offers ``Accept-Encoding: gzip,
 deflate``, plus ``br`` and ``zstd`` over https when their libraries import,
-unless the message has an Accept-Encoding of its own. On the way back, when
-the response lists content codings (RFC 9110 §8.4), it stacks a filter on the
-body stream that decodes them, last applied first, as the body is read.
+unless the message has an Accept-Encoding of its own, and offers a
+compression dictionary when the message has one (``dictionaries.py``). On
+the way back, when the response lists content codings (RFC 9110 §8.4), it
+stacks a filter on the body stream that decodes them, last applied first,
+as the body is read (``dcb`` and ``dcz`` with the message's dictionary).
 
 Nothing is decoded ahead of the reader, and each piece the filter returns is
 at most :data:`CHUNK_LIMIT` bytes: a decoder keeps the input it has not yet
@@ -39,6 +41,12 @@ from .codings_policy import (
     Decoder,
     decoder_for,
     load_any,
+)
+from .dictionaries import offer_dictionary, wants_dictionary
+from .dictionary_codings_policy import (
+    DICTIONARY_CODINGS,
+    dictionary_decoder_for,
+    dictionary_support,
 )
 
 if TYPE_CHECKING:
@@ -74,7 +82,10 @@ class ContentDecoder(SessionFeature):
     """Decodes gzip, deflate, br and zstd response bodies (a default feature).
 
     It sets ``Accept-Encoding`` on messages that have none and decodes the
-    body as it is read, at most 32 KiB of output per step. Disable it for one
+    body as it is read, at most 32 KiB of output per step. With a compression
+    dictionary (RFC 9842: from the :class:`~anysoup.Message`'s
+    ``request_compression_dictionary`` handlers) it offers and decodes
+    ``dcb`` and ``dcz`` too (see :doc:`dictionaries`). Disable it for one
     message with ``msg.disable_feature(ContentDecoder)`` to get the raw bytes
     (then no Accept-Encoding is sent either), or remove it from the session.
     See :doc:`decoding`.
@@ -82,13 +93,25 @@ class ContentDecoder(SessionFeature):
 
     chain_position: ClassVar[int | None] = SessionFeature.POSITION_DECODER
 
+    @staticmethod
+    def dictionary_support() -> dict[str, str | None]:
+        """Which compression-dictionary codings (RFC 9842) this installation decodes.
+
+        Returns:
+            ``{"dcb": reason, "dcz": reason}``, where ``reason`` is None for a
+            coding that is decoded (and offered with a dictionary), else the
+            reason it is off, naming what to install. See :doc:`dictionaries`.
+        """
+        return dictionary_support()
+
     async def handle(self, msg: Message, call_next: CallNext) -> InputStream:
         """Offer the codings, send, and stack a decoding filter on the body."""
         headers = msg.request_headers
+        accept = _accept_https() if is_secure(msg.uri) else _ACCEPT_HTTP
+        if wants_dictionary(msg):  # RFC 9842: see dictionaries.py
+            await offer_dictionary(msg, accept)
         if "Accept-Encoding" not in headers:
-            headers.append(
-                "Accept-Encoding", _accept_https() if is_secure(msg.uri) else _ACCEPT_HTTP
-            )
+            headers.append("Accept-Encoding", accept)
         stream = await call_next(msg)
         listed = _content_encoding(msg.response_headers)
         if listed is not None:
@@ -133,7 +156,11 @@ def _filter_for(msg: Message, listed: str) -> Callable[[BodySource], BodySource]
             return None
     makers = []
     for coding in reversed(codings):  # the last applied is undone first
-        maker = decoder_for(coding)
+        maker: Callable[[], Decoder] | str | None
+        if coding in DICTIONARY_CODINGS:
+            maker = dictionary_decoder_for(coding, msg._compression_dictionary)
+        else:
+            maker = decoder_for(coding)
         if maker is None:
             return None  # libsoup: one unknown coding and none is decoded
         if isinstance(maker, str):
