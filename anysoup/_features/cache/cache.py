@@ -41,7 +41,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
@@ -49,21 +48,21 @@ from typing import TYPE_CHECKING, ClassVar
 import anyio
 
 from ..._model.body import InputStream
-from ..._model.enums import CacheResult, HTTPVersion
+from ..._model.enums import CacheResult
 from ..._model.exceptions import Error, RequestCancelled
 from ..._model.headers import MessageHeaders
 from ..._model.message import Message
 from ..._model.resends import check_resend
-from ..._model.signals import active
 from ..feature import SessionFeature
 from . import freshness_policy as freshness
 from . import rules_policy as rules
 from . import validation_policy as validation
+from .answers import cache_key, gateway_timeout, serve, store
+from .dictionaries import Shelf
 from .disk_storage import DiskStorage
 from .entry_policy import CacheType, StoredResponse
-from .serving import StoredBody, Tee, empty_body
 from .storage import CacheStorage, MemoryStorage
-from .vary_policy import vary_key, vary_matches
+from .vary_policy import vary_matches
 
 if TYPE_CHECKING:
     from ..._session.session import Session
@@ -77,12 +76,6 @@ _log = logging.getLogger("anysoup.cache")
 DEFAULT_MAX_SIZE = 50 * 1024 * 1024
 #: Methods that change nothing on the server (RFC 9110 §9.2.1): no invalidation.
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PROPFIND"})
-_VERSIONS = {version.value: version for version in HTTPVersion}
-
-
-def cache_key(msg: Message) -> str:
-    """The primary cache key of ``msg``: its URI without fragment or credentials."""
-    return rules.primary_key(msg.uri)
 
 
 class Cache(SessionFeature):
@@ -138,6 +131,8 @@ class Cache(SessionFeature):
         self._clock: Callable[[], float] = time.time
         # Entries with a background revalidation under way (stale-while-revalidate).
         self._revalidating: set[str] = set()
+        # The stored compression dictionaries (RFC 9842).
+        self._shelf = Shelf(self._storage, lambda: self._clock(), shared=self._shared)
 
     # -- properties (libsoup's, with get_/set_ aliases) ---------------------------------
 
@@ -174,6 +169,7 @@ class Cache(SessionFeature):
     async def clear(self) -> None:
         """Remove every entry (``soup_cache_clear``)."""
         storage = await self._open()
+        self._shelf.forget()
         await storage.clear()
 
     async def flush(self) -> None:
@@ -219,8 +215,15 @@ class Cache(SessionFeature):
     # -- the stages -------------------------------------------------------------------
 
     async def handle(self, msg: Message, call_next: CallNext) -> InputStream:
-        """The cache's place among the features: the answer's source starts unknown."""
+        """The cache's place among the features: offer a stored dictionary (RFC 9842)."""
         msg.cache_result = CacheResult.NONE
+        current = msg._compression_dictionary
+        if msg.method == "GET" and (current is None or self._shelf.is_ours(current)):
+            try:
+                await self._open()
+                msg._compression_dictionary = await self._shelf.choose(msg)
+            except Exception as exc:  # no dictionary, not a failed request
+                _log.warning("cache: choosing a dictionary for %s failed: %s", msg.uri, exc)
         return await call_next(msg)
 
     async def handle_network(self, msg: Message, call_next: CallNext) -> InputStream:
@@ -250,7 +253,7 @@ class Cache(SessionFeature):
             action = decision.action
             if action is not freshness.Action.VALIDATE:
                 result = CacheResult.HIT if action is freshness.Action.FRESH else CacheResult.STALE
-                served = await self._serve(msg, entry, result, now, started=False)
+                served = await serve(self._storage, msg, entry, result, now, started=False)
                 if served is not None:
                     if action is freshness.Action.REVALIDATE_BACKGROUND:
                         self._revalidate_later(msg, entry)
@@ -258,7 +261,7 @@ class Cache(SessionFeature):
             elif not only_if_cached:
                 return await self._validate(msg, call_next, entry, decision.stale_if_error)
         if only_if_cached:  # RFC 9111 §5.2.1.7: nothing fit, and the network is not to be used
-            return await self._gateway_timeout(msg)
+            return await gateway_timeout(msg)
         return await self._fetch(msg, call_next)
 
     # -- the steps --------------------------------------------------------------------
@@ -282,7 +285,7 @@ class Cache(SessionFeature):
         request_time = self._clock()
         stream = await call_next(msg)
         msg.cache_result = CacheResult.MISS
-        self._store(msg, stream, request_time, self._clock())
+        self._store(msg, stream, (request_time, self._clock()))
         return stream
 
     async def _validate(
@@ -301,7 +304,7 @@ class Cache(SessionFeature):
             raise
         except Error:
             if stale_if_error:  # RFC 5861 §4: the stale answer rather than the error
-                served = await self._serve(msg, entry, CacheResult.STALE, self._clock())
+                served = await serve(self._storage, msg, entry, CacheResult.STALE, self._clock())
                 if served is not None:
                     return served
             raise
@@ -315,12 +318,12 @@ class Cache(SessionFeature):
             return await self._not_modified(msg, call_next, stream, entry, times)
         if stale_if_error and rules.is_error_status(msg.status):
             await stream.aclose()
-            served = await self._serve(msg, entry, CacheResult.STALE, response_time)
+            served = await serve(self._storage, msg, entry, CacheResult.STALE, response_time)
             if served is not None:
                 return served
             return await self._fetch(msg, call_next)  # the stored body vanished meanwhile
         msg.cache_result = CacheResult.MISS
-        self._store(msg, stream, request_time, response_time)
+        self._store(msg, stream, (request_time, response_time))
         return stream
 
     async def _not_modified(
@@ -349,8 +352,8 @@ class Cache(SessionFeature):
                 _log.warning("cache: updating %s failed: %s", entry.key, exc)
             # Cookies set by the 304 reach the jar once; stored headers never keep them.
             cookies = [("Set-Cookie", value) for value in not_modified.get_all("Set-Cookie")]
-            served = await self._serve(
-                msg, fresh, CacheResult.REVALIDATED, response_time, extra=cookies
+            served = await serve(
+                self._storage, msg, fresh, CacheResult.REVALIDATED, response_time, extra=cookies
             )
             if served is not None:
                 return served
@@ -359,103 +362,8 @@ class Cache(SessionFeature):
         check_resend(msg)
         return await self._fetch(msg, call_next)
 
-    def _store(
-        self, msg: Message, stream: InputStream, request_time: float, response_time: float
-    ) -> None:
-        """Put a tee on ``stream`` if its answer may be stored (§3)."""
-        if msg.method != "GET":
-            return  # a HEAD answer is never stored; GET's serve HEAD requests
-        request_headers = msg.request_headers
-        response_headers = msg.response_headers
-        if not rules.storable(
-            msg.method, msg.status, request_headers, response_headers, shared=self._shared
-        ):
-            return
-        storage = self._storage
-        length = response_headers.get_content_length()
-        if length is not None and length > storage.max_entry_size:
-            return  # too big to keep: its body is never buffered
-        vary = vary_key(response_headers, request_headers)
-        if vary is None:
-            return
-        entry = StoredResponse(
-            key=cache_key(msg),
-            entry_id=uuid.uuid4().hex,
-            status=msg.status,
-            reason=msg.reason_phrase,
-            http_version=msg.http_version.value,
-            headers=rules.stored_headers(response_headers, shared=self._shared),
-            vary=vary,
-            request_time=request_time,
-            response_time=response_time,
-            body_size=0,
-        )
-        try:
-            writer = storage.begin(entry)
-        except Exception as exc:
-            _log.warning("cache: not storing %s: %s", entry.key, exc)
-            return
-        stream._filter(lambda source: Tee(source, writer, entry))
-
-    async def _serve(
-        self,
-        msg: Message,
-        entry: StoredResponse,
-        result: CacheResult,
-        now: float,
-        *,
-        started: bool = True,
-        extra: list[tuple[str, str]] | None = None,
-    ) -> InputStream | None:
-        """Make ``entry`` the answer to ``msg``; None if its body is gone.
-
-        ``started`` says whether the core already emitted ``starting`` for
-        this pass (a validation went out); a pure hit emits it here, as
-        libsoup's ``soup_cache_send_response`` does.
-        """
-        reader = None
-        if msg.method != "HEAD":
-            try:
-                reader = await self._storage.open_body(entry)
-            except Exception as exc:
-                _log.warning("cache: reading %s failed: %s", entry.key, exc)
-            if reader is None:
-                return None
-        stream = InputStream(StoredBody(msg, reader))
-        try:
-            if not started:
-                await _emit(msg, "starting")
-            metrics = msg.metrics
-            if metrics is not None:
-                metrics.request_start = metrics.response_start = time.monotonic()
-            msg.status = entry.status
-            msg.reason_phrase = entry.reason
-            msg.http_version = _VERSIONS.get(entry.http_version, HTTPVersion.HTTP_1_1)
-            headers = MessageHeaders(entry.headers)
-            headers.replace("Age", freshness.age_value(freshness.current_age(entry, now)))
-            for name, value in extra or ():
-                headers.append(name, value)
-            msg.response_headers = headers
-            msg.cache_result = result
-            await _emit(msg, "got_headers")
-        except BaseException:
-            stream._discard()
-            if reader is not None:
-                with anyio.CancelScope(shield=True):  # closing a file: never left open
-                    await reader.aclose()
-            raise
-        return stream
-
-    async def _gateway_timeout(self, msg: Message) -> InputStream:
-        """``only-if-cached`` and nothing stored fits: 504 (RFC 9111 §5.2.1.7)."""
-        stream = InputStream(empty_body(msg))
-        await _emit(msg, "starting")
-        msg.status = 504
-        msg.reason_phrase = "Gateway Timeout"
-        msg.response_headers = MessageHeaders([("Content-Length", "0")])
-        msg.cache_result = CacheResult.MISS
-        await _emit(msg, "got_headers")
-        return stream
+    def _store(self, msg: Message, stream: InputStream, times: tuple[float, float]) -> None:
+        store(self._storage, msg, stream, times, shared=self._shared, on_commit=self._shelf.stored)
 
     async def _invalidate(self, msg: Message, stream: InputStream) -> None:
         """An unsafe method succeeded: drop what it may have changed (§4.4)."""
@@ -465,6 +373,7 @@ class Cache(SessionFeature):
         try:
             storage = await self._open()
             for key in targets:
+                self._shelf.forget(key)
                 await storage.remove(key)
         except BaseException as exc:
             if not isinstance(exc, Exception):
@@ -510,9 +419,3 @@ class Cache(SessionFeature):
 def _check_size(value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"max_size: expected a size in bytes (an int >= 0), got {value!r}")
-
-
-async def _emit(msg: Message, name: str, *args: object) -> None:
-    signal = active(msg, name)
-    if signal is not None:
-        await signal.emit(*args)

@@ -88,6 +88,11 @@ _LOOKUP = (
     "SELECT entry_id, key, meta, body_size, body FROM entries WHERE key = ? ORDER BY rowid DESC"
 )
 _BODY = "SELECT body_size, body, file FROM entries WHERE entry_id = ?"
+#: Rows of compression dictionaries: their meta says so (disk_rows writes compact JSON).
+_DICTIONARIES = (
+    "SELECT entry_id, key, meta, body_size, NULL FROM entries"
+    """ WHERE meta LIKE '%"dictionary_match":"%' ORDER BY rowid DESC"""
+)
 _TOTAL = "SELECT size FROM totals"
 
 #: One row as read back: the entry, and its body when it is inline.
@@ -301,6 +306,19 @@ class DiskIndex:
                 continue
             rows.append((entry, body if isinstance(body, bytes) else None))
         return rows, bad
+
+    def dictionaries(self) -> list[StoredResponse]:
+        """The entries that are compression dictionaries (unreadable rows skipped)."""
+        raw = self._read(lambda db: db.execute(_DICTIONARIES).fetchall())
+        found = []
+        for entry_id, row_key, meta, body_size, _ in raw:
+            try:
+                entry = entry_from_row(entry_id, row_key, meta, body_size)
+            except (TypeError, ValueError, KeyError):
+                continue  # lookup() reports and drops it when its key is asked for
+            if entry.dictionary_match:
+                found.append(entry)
+        return found
 
     def body_of(self, entry_id: str) -> tuple[int, bytes | None, str | None] | None:
         """``(body_size, inline body, file name)`` of a row, None if it is gone."""

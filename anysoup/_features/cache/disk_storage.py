@@ -202,6 +202,17 @@ class DiskStorage(CacheStorage):
                 _log.warning("cache lookup of %r missed: %s", key, exc)
         return self._local.merge(pending, stored, bad, time.time())
 
+    async def dictionaries(self) -> list[StoredResponse]:
+        """Every stored dictionary entry, in this directory's index."""
+        opened = await self.ready()
+        if opened is None:
+            return []
+        try:
+            return await anyio.to_thread.run_sync(opened.index.dictionaries)
+        except IndexUnavailable as exc:
+            _log.warning("cache: listing dictionaries failed: %s", exc)
+            return []
+
     async def open_body(self, entry: StoredResponse) -> BodyReader | None:
         """A reader for ``entry``'s body, or None when it is gone or damaged (logged, dropped)."""
         self._local.use(entry.entry_id, time.time())

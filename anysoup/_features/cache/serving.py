@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -56,12 +57,19 @@ async def _emit(msg: Message, name: str, *args: object) -> None:
 class Tee:
     """A network body that is also written to the cache as it is read."""
 
-    __slots__ = ("_entry", "_size", "_source", "_writer")
+    __slots__ = ("_entry", "_on_commit", "_size", "_source", "_writer")
 
-    def __init__(self, source: BodySource, writer: EntryWriter, entry: StoredResponse) -> None:
+    def __init__(
+        self,
+        source: BodySource,
+        writer: EntryWriter,
+        entry: StoredResponse,
+        on_commit: Callable[[StoredResponse], None] | None = None,
+    ) -> None:
         self._source = source
         self._writer: EntryWriter | None = writer
         self._entry = entry
+        self._on_commit = on_commit
         self._size = 0
 
     async def receive_chunk(self) -> bytes | None:
@@ -76,7 +84,10 @@ class Tee:
         try:
             if chunk is None:
                 self._writer = None
-                await writer.commit(replace(self._entry, body_size=self._size))
+                entry = replace(self._entry, body_size=self._size)
+                await writer.commit(entry)
+                if self._on_commit is not None:
+                    self._on_commit(entry)
             else:
                 self._size += len(chunk)
                 if not await writer.write(chunk):

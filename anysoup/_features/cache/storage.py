@@ -155,6 +155,14 @@ class CacheStorage(abc.ABC):
     async def lookup(self, key: str) -> list[StoredResponse]:
         """Every stored variant for the primary ``key``, newest first."""
 
+    async def dictionaries(self) -> list[StoredResponse]:
+        """Every stored entry that is a compression dictionary (RFC 9842), any key.
+
+        Few entries are: the cache reads this list once and keeps it up to
+        date itself. The default finds none.
+        """
+        return []
+
     @abc.abstractmethod
     async def open_body(self, entry: StoredResponse) -> BodyReader | None:
         """A reader for ``entry``'s body; None when it is gone (the entry is then dropped)."""
@@ -261,6 +269,10 @@ class MemoryStorage(CacheStorage):
             self._entries.move_to_end(entry_id)
             found.append(self._entries[entry_id][0])
         return found
+
+    async def dictionaries(self) -> list[StoredResponse]:
+        """Every stored dictionary entry."""
+        return [entry for entry, _ in self._entries.values() if entry.dictionary_match]
 
     async def open_body(self, entry: StoredResponse) -> BodyReader | None:
         """A reader over the body kept for ``entry``, or None if it is gone."""
