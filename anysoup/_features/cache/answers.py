@@ -105,6 +105,7 @@ async def serve(
     now: float,
     *,
     started: bool = True,
+    known_age: float | None = None,
     extra: list[tuple[str, str]] | None = None,
 ) -> InputStream | None:
     """Make ``entry`` the answer to ``msg``; None if its body is gone.
@@ -131,8 +132,10 @@ async def serve(
         msg.status = entry.status
         msg.reason_phrase = entry.reason
         msg.http_version = _VERSIONS.get(entry.http_version, HTTPVersion.HTTP_1_1)
-        headers = MessageHeaders(entry.headers)
-        headers.replace("Age", freshness.age_value(freshness.current_age(entry, now)))
+        # The storage hands back what it was given, or rows it checked on load.
+        headers = MessageHeaders._from_trusted(list(entry.headers))
+        age = freshness.current_age(entry, now) if known_age is None else known_age
+        headers.replace("Age", freshness.age_value(age))
         for name, value in extra or ():
             headers.append(name, value)
         msg.response_headers = headers

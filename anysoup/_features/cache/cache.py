@@ -253,7 +253,9 @@ class Cache(SessionFeature):
             action = decision.action
             if action is not freshness.Action.VALIDATE:
                 result = CacheResult.HIT if action is freshness.Action.FRESH else CacheResult.STALE
-                served = await serve(self._storage, msg, entry, result, now, started=False)
+                served = await serve(
+                    self._storage, msg, entry, result, now, started=False, known_age=decision.age
+                )
                 if served is not None:
                     if action is freshness.Action.REVALIDATE_BACKGROUND:
                         self._revalidate_later(msg, entry)

@@ -86,10 +86,8 @@ class Shelf:
 
     async def choose(self, msg: Message) -> CompressionDictionary | None:
         """The stored dictionary to offer for ``msg``, or None."""
-        if not decodable_codings() or not secure_context(msg.uri):
-            return None
         entries = await self._list()
-        if not entries:
+        if not entries or not decodable_codings() or not secure_context(msg.uri):
             return None
         now = self._clock()
         usable = [

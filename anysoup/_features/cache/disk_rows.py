@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from ..._model.headers import MessageHeaders
 from .entry_policy import StoredResponse
 
 __all__ = ["entry_from_row", "evict", "insert", "remove", "total", "touch", "update", "vary_key"]
@@ -88,13 +89,15 @@ def entry_from_row(
         raise TypeError("bad times")
     if dictionary is not None and not isinstance(dictionary, str):
         raise TypeError("bad dictionary_match")
+    headers = _pairs(m["headers"])
+    MessageHeaders(headers)  # type: ignore[arg-type]  # ValueError for a line not valid HTTP
     return StoredResponse(
         key=key,
         entry_id=entry_id,
         status=status,
         reason=reason,
         http_version=version,
-        headers=_pairs(m["headers"]),  # type: ignore[arg-type]
+        headers=headers,  # type: ignore[arg-type]
         vary=_pairs(m["vary"], none_ok=True),
         request_time=float(times[0]),
         response_time=float(times[1]),

@@ -196,8 +196,11 @@ class DiskStorage(CacheStorage):
         stored: list[Row] = []
         bad: list[str] = []
         if opened is not None:
+            found = opened.index.lookup_now(key)
             try:
-                stored, bad = await anyio.to_thread.run_sync(opened.index.lookup, key)
+                if found is None:
+                    found = await anyio.to_thread.run_sync(opened.index.lookup, key)
+                stored, bad = found
             except IndexUnavailable as exc:
                 _log.warning("cache lookup of %r missed: %s", key, exc)
         return self._local.merge(pending, stored, bad, time.time())
