@@ -681,3 +681,34 @@ async def test_request_directives_and_disabling_the_cache() -> None:
         assert msg.cache_result is CacheResult.NONE
     validations = [r.header("if-none-match") for r in server.requests]
     assert validations == [None, '"r"', '"r"', '"r"', '"r"', None]
+
+
+async def test_an_unusable_directory_means_no_cache_not_failed_requests(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should be")
+    async with (
+        _serve({"/u": _fixed([("Cache-Control", "max-age=60")])}) as server,
+        anysoup.Session(features=[_cache(clock, blocker)]) as session,
+    ):
+        for _ in range(3):
+            msg, body = await _get(session, server.url_for("/u"))
+            assert (msg.status, body, msg.cache_result) == (200, b"hello", CacheResult.NONE)
+    assert len(server.requests) == 3
+    warnings = [r for r in caplog.records if r.name == "anysoup.cache"]
+    assert len(warnings) == 1, warnings  # once, not once per request
+
+
+async def test_an_upgrade_request_never_uses_the_cache() -> None:
+    clock = Clock()
+    async with (
+        _serve({"/ws": _fixed([("Cache-Control", "max-age=60")])}) as server,
+        anysoup.Session(features=[_cache(clock)]) as session,
+    ):
+        await _get(session, server.url_for("/ws"))
+        headers = {"Upgrade": "websocket", "Connection": "Upgrade"}
+        msg, _ = await _get(session, server.url_for("/ws"), headers)
+        assert msg.cache_result is CacheResult.NONE
+    assert len(server.requests) == 2

@@ -75,6 +75,8 @@ _log = logging.getLogger("anysoup.cache")
 #: libsoup's default size, and DESIGN §7's: 50 MiB of stored bodies.
 DEFAULT_MAX_SIZE = 50 * 1024 * 1024
 #: Methods that change nothing on the server (RFC 9110 §9.2.1): no invalidation.
+#: Seconds before opening a storage that failed is tried again.
+_RETRY_OPEN = 60.0
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PROPFIND"})
 
 
@@ -126,6 +128,7 @@ class Cache(SessionFeature):
             else DiskStorage(self._cache_dir, max_size=max_size)
         )
         self._opened = False
+        self._failed_at = -_RETRY_OPEN
         self._open_lock: anyio.Lock | None = None
         #: The wall clock the rules read (tests put their own here).
         self._clock: Callable[[], float] = time.time
@@ -202,15 +205,30 @@ class Cache(SessionFeature):
             await self._storage.aclose()
 
     async def _open(self) -> CacheStorage:
+        """The storage, opened on first use.
+
+        Raises:
+            OSError: The directory can't be used; tried again at most once a
+                minute (``_usable`` says whether to try), so a broken
+                directory costs a log line a minute, not one per request.
+        """
         storage = self._storage
         if not self._opened:
             if self._open_lock is None:
                 self._open_lock = anyio.Lock()
             async with self._open_lock:
                 if not self._opened:
-                    await storage.open()
+                    try:
+                        await storage.open()
+                    except Exception:
+                        self._failed_at = time.monotonic()
+                        raise
                     self._opened = True
         return storage
+
+    def _usable(self) -> bool:
+        """False for a minute after the storage failed to open."""
+        return self._opened or time.monotonic() - self._failed_at > _RETRY_OPEN
 
     # -- the stages -------------------------------------------------------------------
 
@@ -218,7 +236,11 @@ class Cache(SessionFeature):
         """The cache's place among the features: offer a stored dictionary (RFC 9842)."""
         msg.cache_result = CacheResult.NONE
         current = msg._compression_dictionary
-        if msg.method == "GET" and (current is None or self._shelf.is_ours(current)):
+        if (
+            msg.method == "GET"
+            and (current is None or self._shelf.is_ours(current))
+            and self._usable()
+        ):
             try:
                 await self._open()
                 msg._compression_dictionary = await self._shelf.choose(msg)
@@ -230,7 +252,11 @@ class Cache(SessionFeature):
         """Answer from the cache, validate a stored answer, or fetch and store."""
         method = msg.method
         request_headers = msg.request_headers
-        if not rules.request_may_use_cache(method, request_headers):
+        if (
+            not rules.request_may_use_cache(method, request_headers)
+            or "Upgrade" in request_headers  # a WebSocket handshake: never an answer to keep
+            or not self._usable()
+        ):
             msg.cache_result = CacheResult.NONE
             stream = await call_next(msg)
             if method not in _SAFE_METHODS:
