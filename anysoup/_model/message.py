@@ -647,11 +647,11 @@ class Message:
         return response_text(self)
 
     def json(self, **kwargs: Any) -> Any:
-        """:attr:`response_body` parsed as JSON; ``kwargs`` go to :func:`json.loads`.
+        """:attr:`response_body` parsed as JSON; ``kwargs`` go to ``json.loads``.
 
         Raises:
             RuntimeError: The body was not read into :attr:`response_body`.
-            ValueError: The body is not JSON (:class:`json.JSONDecodeError`).
+            ValueError: The body is not JSON (``json.JSONDecodeError``).
         """
         return response_json(self, **kwargs)
 

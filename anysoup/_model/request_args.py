@@ -107,7 +107,8 @@ def join_url(base: URL | None, url: str | URL) -> URL:
             f"url: {text!r} is relative; give an absolute http(s) URL, "
             "or a base_url to the Session"
         )
-    return parse_uri(str(base) + text.lstrip("/"), what="url")
+    prefix = str(base)  # yarl writes the root path "/" as nothing: add it back
+    return parse_uri(prefix.rstrip("/") + "/" + text.lstrip("/"), what="url")
 
 
 def build_request(

@@ -43,10 +43,11 @@ class RequestHelpers:
 
     @property
     def base_url(self) -> URL | None:
-        """Joined to relative URLs given to the request helpers; None: URLs must be absolute.
+        """The URL the request helpers join relative URLs to, or None.
 
-        Set from a str or a :class:`yarl.URL`; it is kept with a path ending
-        in ``/`` (``https://api.test/v1`` reads back as ``https://api.test/v1/``).
+        With None, the helpers need absolute URLs. Set it from a str or a
+        :class:`yarl.URL`; it is kept with a path ending in ``/``
+        (``https://api.test/v1`` reads back as ``https://api.test/v1/``).
         """
         return self._base_url
 
