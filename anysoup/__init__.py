@@ -28,6 +28,7 @@ from ._features.hsts.enforcer import HSTSEnforcer as HSTSEnforcer
 from ._features.hsts.enforcer import HSTSEnforcerDB as HSTSEnforcerDB
 from ._features.hsts.hsts_policy import HSTSPolicy as HSTSPolicy
 from ._features.logger.logger import Logger as Logger
+from ._features.retry.retry import Retry as Retry
 from ._features.sniffer.sniffer import ContentSniffer as ContentSniffer
 from ._features.websocket.deflate_policy import (
     WebsocketExtensionDeflate as WebsocketExtensionDeflate,
@@ -58,6 +59,7 @@ from ._model.exceptions import BodyTooLarge as BodyTooLarge
 from ._model.exceptions import ConnectError as ConnectError
 from ._model.exceptions import EncodingError as EncodingError
 from ._model.exceptions import Error as Error
+from ._model.exceptions import HTTPStatusError as HTTPStatusError
 from ._model.exceptions import IncompleteBody as IncompleteBody
 from ._model.exceptions import MessageAlreadyInQueue as MessageAlreadyInQueue
 from ._model.exceptions import NetworkError as NetworkError
@@ -144,6 +146,7 @@ __all__ = [
     "ContentSniffer",
     "Logger",
     "LoggerLogLevel",
+    "Retry",
     # addresses, proxies and TLS
     "ProxyResolver",
     "SimpleProxyResolver",
@@ -182,6 +185,7 @@ __all__ = [
     "NetworkError",
     "IncompleteBody",
     "BodyTooLarge",
+    "HTTPStatusError",
     "TimeoutError",
     "TlsError",
     "RequestCancelled",

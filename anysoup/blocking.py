@@ -27,9 +27,10 @@ import threading
 import warnings
 from collections.abc import Sequence
 from types import TracebackType
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from ._blocking.loop import LoopThread
+from ._blocking.requests import BlockingRequestHelpers
 from ._blocking.streams import ResponseBody, WebsocketConnection
 from ._model.cancellable import Cancellable
 from ._model.enums import SpliceFlags
@@ -38,10 +39,13 @@ from ._pool.state_policy import PoolStatistics
 from ._session.props import SessionProperties, _Props
 from ._session.session import Session as AsyncSession
 
+if TYPE_CHECKING:
+    from yarl import URL
+
 __all__ = ["ResponseBody", "Session", "WebsocketConnection"]
 
 #: The settings written on the loop thread (the pool's limits wake waiters).
-_PROPERTIES = frozenset((*SessionProperties._PROPERTIES, "http2"))
+_PROPERTIES = frozenset((*SessionProperties._PROPERTIES, "http2", "base_url"))
 #: Methods of the async session that change it: run on the loop thread.
 _ON_LOOP = frozenset(
     {f"set_{name}" for name in _PROPERTIES}
@@ -53,7 +57,7 @@ ResponseBody.__module__ = WebsocketConnection.__module__ = __name__
 _COUNT = iter(range(1, 1 << 62))
 
 
-class Session:
+class Session(BlockingRequestHelpers):
     """A session whose calls block: send from plain functions and from many threads.
 
     ``with anysoup.blocking.Session() as session:`` (or call :meth:`close`).
@@ -61,7 +65,9 @@ class Session:
     (``session.timeout = 10``), their ``get_``/``set_`` aliases, ``props``,
     the features (``session.add_feature(anysoup.CookieJar())``) and the
     signals, which belong to the async session running on the loop thread
-    (:attr:`async_session`): their handlers run there.
+    (:attr:`async_session`): their handlers run there. The request helpers
+    (:meth:`get`, :meth:`post`, … :doc:`/requests`) are blocking methods of
+    its own.
 
     Args:
         backend: The event loop to run: ``"asyncio"`` or ``"trio"``.
@@ -171,6 +177,9 @@ class Session:
         self, msg: Message, cancellable: Cancellable | None, max_size: int | None
     ) -> bytes:
         return await self._session.send_and_read(msg, cancellable=cancellable, max_size=max_size)
+
+    def _base_url(self) -> URL | None:
+        return self._session.base_url
 
     def send_and_splice(
         self,

@@ -24,6 +24,8 @@ nitpick_ignore_regex = [
     (r"py:class", r"anysoup\._.*"),
     (r"py:class", r"TaskStatus.*|ByteSendStream|_Writable|TracebackType|Hashable"),
     (r"py:class", r"RemoteAddress|RequestBodySource|CallNext|Signal|SignalDescriptor.*"),
+    # The request helpers' argument types (anysoup/_model/request_args.py).
+    (r"py:class", r"Params|Headers|Data|Content"),
     (r"py:class", r"Message|InputStream|Session|MessageMetrics|PoolStatistics"),
     (r"py:class", r"anysoup\.(Message|Session|InputStream|SignalDescriptor)"),
     (r"py:obj", r"anysoup\..*"),

@@ -32,6 +32,7 @@ class SessionFeature:
 
     #: Built-in positions, outer to inner (DESIGN §1).
     POSITION_HSTS: ClassVar[int] = 100
+    POSITION_RETRY: ClassVar[int] = 150
     POSITION_CACHE: ClassVar[int] = 200
     POSITION_SNIFFER: ClassVar[int] = 300
     POSITION_DECODER: ClassVar[int] = 400

@@ -20,6 +20,7 @@ __all__ = [
     "ConnectError",
     "EncodingError",
     "Error",
+    "HTTPStatusError",
     "IncompleteBody",
     "MessageAlreadyInQueue",
     "NetworkError",
@@ -150,6 +151,18 @@ class BodyTooLarge(Error):
 
     Raise ``max_size`` if the body is wanted, or stream it with
     :meth:`anysoup.Session.send` or :meth:`anysoup.Session.send_and_splice`.
+    """
+
+
+class HTTPStatusError(Error):
+    """The response's status is a client (4xx) or server (5xx) error.
+
+    Raised only by :meth:`anysoup.Message.raise_for_status`: sending never
+    treats an HTTP status as an error. ``.message`` is the message, with
+    its status, headers and (after the request helpers) its body.
+
+    Check ``err.message.status`` to tell the cases apart; retry a 5xx or a
+    429 later (the :class:`anysoup.Retry` feature does it for you).
     """
 
 

@@ -13,6 +13,8 @@ from yarl import URL
 from .body import RequestBody, RequestBodySource
 from .enums import CacheResult, HTTPVersion, MessageFlags, MessagePriority, TlsCertificateFlags
 from .headers import MessageHeaders
+from .methods import normal_method
+from .response import response_json, response_text, status_error
 from .signals import Handler, Signal, SignalDescriptor
 from .uri import parse_uri
 
@@ -24,8 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Message", "MessageMetrics"]
 
-#: A method is a token (RFC 9110 §9.1, §5.6.2).
-_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: Methods taken as they are, without a look at their grammar (the fast path).
 _COMMON_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 
 #: An already encoded query (RFC 3986 §3.4, with well-formed percent-escapes).
@@ -206,11 +207,9 @@ class Message:
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         body: RequestBodySource | None = None,
     ) -> None:
-        if method not in _COMMON_METHODS and (
-            not isinstance(method, str) or _TOKEN_RE.fullmatch(method) is None
-        ):
-            raise ValueError(f"method: {method!r} is not an HTTP method")
-        #: The request method.
+        if method not in _COMMON_METHODS:
+            method = normal_method(method)
+        #: The request method (``"get"`` is sent as ``GET``; see :doc:`/requests`).
         self.method = method
         #: The request URI (after redirects: the last one).
         self.uri: URL = parse_uri(uri)
@@ -252,9 +251,10 @@ class Message:
         self.tls_ciphersuite_name: str | None = None
         #: Timings and sizes, when ``COLLECT_METRICS`` is set.
         self.metrics: MessageMetrics | None = None
-        #: The response body when the session read it for you: the answer to a
-        #: WebSocket handshake that was not 101. None otherwise (bodies are
-        #: streams: see :meth:`anysoup.Session.send`).
+        #: The response body when the session read it for you: by the request
+        #: helpers (:meth:`anysoup.Session.request`, ``get``, …), or the answer
+        #: to a WebSocket handshake that was not 101. None otherwise (bodies
+        #: are streams: see :meth:`anysoup.Session.send`).
         self.response_body: bytes | None = None
         #: Where the answer came from as far as the :class:`~anysoup.Cache` is
         #: concerned: :attr:`~anysoup.CacheResult.NONE` without a cache, else a
@@ -310,6 +310,7 @@ class Message:
     @classmethod
     def new_from_encoded_form(cls, method: str, uri: str | URL, encoded_form: str) -> Message:
         """A form submission: ``GET``/``HEAD`` put the form in the query, others in the body."""
+        method = normal_method(method)
         if method in ("GET", "HEAD"):
             url = parse_uri(uri).with_query(None)  # the form replaces any query (libsoup)
             if encoded_form:
@@ -448,8 +449,12 @@ class Message:
         return self.method
 
     def set_method(self, method: str) -> None:
-        """Set :attr:`method`."""
-        self.method = method
+        """Set :attr:`method` (checked and upper-cased as the constructor's).
+
+        Raises:
+            ValueError: ``method`` is not an HTTP method.
+        """
+        self.method = normal_method(method)
 
     def get_uri(self) -> URL:
         """Alias of :attr:`uri`."""
@@ -652,6 +657,46 @@ class Message:
     def set_force_http1(self, value: bool) -> None:
         """Set :attr:`force_http1`."""
         self.force_http1 = value
+
+    # -- the response read into memory (the request helpers) -----------------------
+
+    @property
+    def text(self) -> str:
+        """:attr:`response_body` as text; bytes that don't decode become U+FFFD.
+
+        The encoding is the body's byte order mark, else the ``charset`` of
+        ``Content-Type``, else UTF-8 (:doc:`/requests`).
+
+        Raises:
+            RuntimeError: The body was not read into :attr:`response_body`
+                (send with :meth:`anysoup.Session.request` or ``get``, …).
+        """
+        return response_text(self)
+
+    def json(self, **kwargs: Any) -> Any:
+        """:attr:`response_body` parsed as JSON; ``kwargs`` go to ``json.loads``.
+
+        Raises:
+            RuntimeError: The body was not read into :attr:`response_body`.
+            ValueError: The body is not JSON (``json.JSONDecodeError``).
+        """
+        return response_json(self, **kwargs)
+
+    def raise_for_status(self) -> Message:
+        """Raise :class:`anysoup.HTTPStatusError` for a 4xx or 5xx status; else return self.
+
+        ``msg = (await session.get(url)).raise_for_status()``. Other statuses
+        (1xx, 2xx, 3xx: a redirect handed back) are not errors.
+
+        Raises:
+            anysoup.HTTPStatusError: The status is 400 to 599; ``.message`` is
+                this message.
+            RuntimeError: There is no response yet.
+        """
+        error = status_error(self)
+        if error is not None:
+            raise error
+        return self
 
     def __repr__(self) -> str:
         status = f" {self.status} {self.reason_phrase}".rstrip() if self.status else ""

@@ -13,6 +13,7 @@ __all__ = [
     "absolute_form",
     "authority_form",
     "host_header",
+    "lacks_scheme",
     "parse_uri",
     "request_target",
     "scheme_class",
@@ -40,12 +41,36 @@ def parse_uri(uri: str | URL, *, what: str = "uri") -> URL:
     else:
         raise TypeError(f"{what}: expected str or yarl.URL, got {type(uri).__name__}")
     if url.scheme not in HTTP_SCHEMES:
+        if isinstance(uri, str) and lacks_scheme(uri, url):
+            raise ValueError(f"{what}: {uri!r} has no scheme; did you mean {'http://' + uri!r}?")
+        if not url.scheme:
+            raise ValueError(
+                f"{what}: {str(url)!r} is a relative reference; an absolute http(s) URI is needed"
+            )
         raise ValueError(f"{what}: {str(url)!r} has scheme {url.scheme!r}, not http(s) or ws(s)")
     if not url.raw_host:
         raise ValueError(f"{what}: {str(url)!r} has no host")
     if url.port is None:
         raise ValueError(f"{what}: {str(url)!r} has no usable port")
     return url
+
+
+def lacks_scheme(text: str, url: URL) -> bool:
+    """Whether ``text`` (parsed as ``url``) looks like a host written without ``http://``.
+
+    ``127.0.0.1:8080/x`` and ``localhost:8080`` parse as a scheme followed by
+    a path (RFC 3986 §3.1 allows dots in a scheme); ``example.org/x`` and
+    ``[::1]:80`` parse as a relative path. A real scheme (``mailto:a@b``) is
+    never followed by a port number, and a path (``users/1``, ``/users``)
+    rarely starts with a dotted name.
+    """
+    if "://" in text or text.startswith("/"):
+        return False
+    if url.scheme:
+        after = text[len(url.scheme) + 1 :]
+        return "." in url.scheme or url.scheme == "localhost" or after[:1].isdigit()
+    head = text.split("/", 1)[0].split("?", 1)[0]
+    return head.startswith("[") or "." in head or head.lower().startswith("localhost")
 
 
 def is_secure(url: URL) -> bool:

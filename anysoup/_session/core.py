@@ -30,6 +30,7 @@ from .._model.exceptions import (
     TlsError,
 )
 from .._model.headers import MessageHeaders
+from .._model.methods import IDEMPOTENT_METHODS
 from .._model.resends import MAX_RESENDS, check_resend
 from .._model.signals import active
 from .._transport.proxy_connect import ProxyRefused
@@ -45,10 +46,10 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_RESENDS", "check_resend", "http1_only", "send_message"]
 
-#: Methods whose request may be sent again on a new connection (DESIGN §3).
-RETRYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "TRACE", "PUT", "DELETE"})
-#: Methods that may use a pooled connection without ``MessageFlags.IDEMPOTENT``.
-IDEMPOTENT_METHODS = RETRYABLE_METHODS
+#: Methods whose request may be sent again on a new connection (DESIGN §3);
+#: the same set (IDEMPOTENT_METHODS) may use a pooled connection without
+#: ``MessageFlags.IDEMPOTENT``.
+RETRYABLE_METHODS = IDEMPOTENT_METHODS
 #: Methods that get ``Content-Length: 0`` when they have no body (RFC 9110 §8.6).
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 #: How long closing a half-read body may spend draining it (at most DRAIN_LIMIT bytes).

@@ -44,6 +44,7 @@ from .client_password import unlock_certificate
 from .core import http1_only, send_message
 from .locale_policy import user_agent_header
 from .props import DEFAULT, SessionProperties
+from .requests import RequestHelpers
 from .websocket_connect import WebsocketConnectContext
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ class SendContext:
             await self._stream.aclose()
 
 
-class Session(SessionProperties):
+class Session(RequestHelpers, SessionProperties):
     """An HTTP session: connections, features and settings shared by many messages.
 
     A session is an async context manager: entering it opens the task group
@@ -128,6 +129,8 @@ class Session(SessionProperties):
         user_agent: The ``User-Agent`` header; ``""`` means ``anysoup/VERSION``,
             a value ending in a space gets it appended.
         features: Features to add to the defaults.
+        base_url: Joined to relative URLs given to the request helpers
+            (:meth:`request`, :meth:`get`, …); see :doc:`/requests`.
     """
 
     request_queued: SignalDescriptor[Session] = SignalDescriptor(
@@ -154,7 +157,9 @@ class Session(SessionProperties):
         tls_interaction: TlsInteraction | None = None,
         user_agent: str | None = None,
         features: Iterable[SessionFeature] = (),
+        base_url: str | URL | None = None,
     ) -> None:
+        self.base_url = base_url  # the setter checks it first: nothing made in vain
         self._signals: dict[str, Signal] | None = None
         self._task_group: TaskGroup | None = None
         self._pool = Pool(

@@ -193,7 +193,8 @@ class Logger(SessionFeature):
         """Choose the level per request: ``request_filter(logger, msg, *user_data)``.
 
         It is asked once per attempt to send (each redirect hop), before the
-        request is written, and returns a :class:`LoggerLogLevel`. A failure
+        request is written, and before a :class:`~anysoup.Retry` note, and
+        returns a :class:`LoggerLogLevel`. A failure
         of the request is shown at this level. None removes the filter.
         """
         self._request_filter = request_filter
@@ -222,12 +223,7 @@ class Logger(SessionFeature):
         """Log one attempt to send ``msg``: the request, the response, or the failure."""
         if self._quiet or (self._printer is None and not _stdlib.isEnabledFor(logging.INFO)):
             return await call_next(msg)
-        request_filter = self._request_filter
-        level = (
-            _level("request filter result", request_filter(self, msg, *self._request_filter_data))
-            if request_filter is not None
-            else self._level
-        )
+        level = self._request_level(msg)
         attempt = None
         if level is not NONE:
             attempt = _Attempt(self, msg, level)
@@ -254,6 +250,21 @@ class Logger(SessionFeature):
             await anyio.aclose_forcefully(stream)
             raise
         return stream
+
+    def _request_level(self, msg: Message) -> LoggerLogLevel:
+        request_filter = self._request_filter
+        if request_filter is None:
+            return self._level
+        result = request_filter(self, msg, *self._request_filter_data)
+        return _level("request filter result", result)
+
+    def _log_note(self, msg: Message, note: str) -> None:
+        """Print a note about ``msg`` from an outer stage (a retry), at the request's level."""
+        if self._quiet or (self._printer is None and not _stdlib.isEnabledFor(logging.INFO)):
+            return
+        level = self._request_level(msg)
+        if level is not NONE:
+            self._print(self._note(msg, note), level)
 
     def _response(self, msg: Message, stream: InputStream) -> None:
         level = self._response_level(msg)

@@ -1,0 +1,1 @@
+"""The Retry feature and its policy."""
