@@ -17,23 +17,24 @@ doubling up to 10 minutes, or ``--retry-delay`` seconds each time; a
 answer of a try that is retried is dropped unwritten; the last try's is
 the command's, whatever it is.
 
-The loop is the command's own because the library has no retry feature in
-this tree; once ``anysoup.Retry`` exists, the waiting and the choice of
-answers to retry can move into the session (a ``Retry`` feature counting
-inside the message's re-send limit), leaving here what is curl's alone: a
-note per retry, and no second try once the body has begun going to stdout.
+The loop is the command's own, not the :class:`~anysoup.Retry` feature:
+curl's rules differ from the library's on purpose (curl retries timeouts
+and a 408 or 500, waits without jitter, takes ``--retry-delay``, and never
+tries again once the body has begun going to stdout). The reading of
+``Retry-After`` is the feature's (``retry_policy.parse_retry_after``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import anyio
 
+from .._features.retry.retry_policy import parse_retry_after
 from .._model.exceptions import ConnectError, TimeoutError
 from .options import Options
 from .status import EXIT_TIMEOUT, Failure
@@ -148,18 +149,5 @@ def _transient(exc: Exception) -> bool:
 
 def _retry_after(value: str | None) -> float | None:
     """``Retry-After``'s wait in seconds (delay-seconds or an HTTP-date), capped; or None."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value), _MAX_DELAY)
-    from email.utils import parsedate_to_datetime  # rare: not paid by every run
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    wait = (when - datetime.now(timezone.utc)).total_seconds()
-    return min(max(wait, 0.0), _MAX_DELAY)
+    wait = parse_retry_after(value, time.time())
+    return None if wait is None else min(wait, _MAX_DELAY)
