@@ -712,3 +712,29 @@ async def test_an_upgrade_request_never_uses_the_cache() -> None:
         msg, _ = await _get(session, server.url_for("/ws"), headers)
         assert msg.cache_result is CacheResult.NONE
     assert len(server.requests) == 2
+
+
+async def test_each_retry_passes_through_the_cache() -> None:
+    """Retry sits outside the cache: a retried 503 is never stored, the 200 after it is."""
+    clock = Clock()
+    answers = iter([503, 200])
+
+    def script(request: ReceivedRequest) -> Answer:
+        status = next(answers)
+        return status, [("Date", _date()), ("Cache-Control", "max-age=60")], b"%d" % status
+
+    retry = anysoup.Retry(total=2)
+
+    async def no_wait(seconds: float) -> None:
+        pass
+
+    retry._sleep = no_wait  # type: ignore[method-assign]
+    async with (
+        _serve({"/r": script}) as server,
+        anysoup.Session(features=[_cache(clock), retry]) as session,
+    ):
+        msg, body = await _get(session, server.url_for("/r"))
+        assert (msg.status, body, msg.cache_result) == (200, b"200", CacheResult.MISS)
+        msg, body = await _get(session, server.url_for("/r"))
+        assert (msg.status, body, msg.cache_result) == (200, b"200", CacheResult.HIT)
+    assert len(server.requests) == 2

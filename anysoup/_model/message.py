@@ -93,7 +93,6 @@ class Message:
         "__weakref__",
         "_auth_state",
         "_body",
-        "_cache",
         "_compression_dictionary",
         "_connection_id",
         "_connection_note",
@@ -103,6 +102,7 @@ class Message:
         "_options_ping",
         "_proxy",
         "_queued",
+        "_reload",
         "_restarts",
         "_signals",
         "_switched",
@@ -260,8 +260,9 @@ class Message:
         #: concerned: :attr:`~anysoup.CacheResult.NONE` without a cache, else a
         #: miss, a (stale) hit or a revalidated entry (set with the final headers).
         self.cache_result = CacheResult.NONE
-        # The cache's bookkeeping for this message's current hop, or None.
-        self._cache: object = None
+        # A stage sends the message again because its answer was not good
+        # (Retry): the cache must not answer again from its store unvalidated.
+        self._reload = False
         # The cache sent this exchange's conditional request: a 304 to it is the
         # cache's to turn into the stored answer, which brings its own
         # got_headers, got_body and finished (the core stays quiet about the 304).

@@ -277,6 +277,8 @@ class Cache(SessionFeature):
             now = self._clock()
             decision = freshness.decide(entry, request_headers, now, shared=self._shared)
             action = decision.action
+            if msg._reload and not only_if_cached:
+                action = freshness.Action.VALIDATE  # sent again (Retry): ask the server
             if action is not freshness.Action.VALIDATE:
                 result = CacheResult.HIT if action is freshness.Action.FRESH else CacheResult.STALE
                 served = await serve(

@@ -149,6 +149,13 @@ class Retry(SessionFeature):
 
     async def handle(self, msg: Message, call_next: CallNext) -> InputStream:
         """Send ``msg``; send it again after a retryable failure or status, while allowed."""
+        reload = msg._reload
+        try:
+            return await self._tries(msg, call_next)
+        finally:
+            msg._reload = reload
+
+    async def _tries(self, msg: Message, call_next: CallNext) -> InputStream:
         retries = 0
         while True:
             try:
@@ -179,6 +186,7 @@ class Retry(SessionFeature):
             if signal is not None:
                 await signal.emit()
             _clear_response(msg)
+            msg._reload = True  # a stored answer (a cached 503) would only come back
 
     def _after_error(self, msg: Message, exc: Error, retries: int) -> float | None:
         """The wait before retrying after ``exc``, or None to raise it."""
