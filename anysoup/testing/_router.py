@@ -41,9 +41,10 @@ from ._routes import Call, CallList, Route
 if TYPE_CHECKING:
     from yarl import URL
 
+    import anysoup
+
     from .._model.body import InputStream
     from .._model.message import Message
-    from .._session.session import Session
 
 __all__ = ["MockRouter"]
 
@@ -82,7 +83,7 @@ class MockRouter(SessionFeature):
         self._routes: list[Route] = []
         self._passed_hosts: list[tuple[str, int | None]] = []
         self._unmatched: list[Request] = []
-        self._sessions: WeakSet[Session] = WeakSet()
+        self._sessions: WeakSet[anysoup.Session] = WeakSet()
         #: Every call the router received, matched or not, oldest first.
         self.calls = CallList()
 
@@ -221,7 +222,7 @@ class MockRouter(SessionFeature):
 
     # -- installing ------------------------------------------------------------------
 
-    def install(self, session: Session) -> None:
+    def install(self, session: anysoup.Session) -> None:
         """Add the router to ``session`` (``session.add_feature(router)``).
 
         Raises:
@@ -229,15 +230,15 @@ class MockRouter(SessionFeature):
         """
         session.add_feature(self)
 
-    def uninstall(self, session: Session) -> None:
+    def uninstall(self, session: anysoup.Session) -> None:
         """Remove the router from ``session``: it goes to the network again."""
         session.remove_feature(self)
 
-    def attach(self, session: Session) -> None:
+    def attach(self, session: anysoup.Session) -> None:
         """Called when the router is added to ``session``; it may serve many sessions."""
         self._sessions.add(session)
 
-    def detach(self, session: Session) -> None:
+    def detach(self, session: anysoup.Session) -> None:
         """Called when the router is removed from ``session``."""
         self._sessions.discard(session)
 
@@ -344,7 +345,7 @@ def _host_port(host: str) -> tuple[str, int | None]:
     return name.lower(), int(port) if port else None
 
 
-def _install_active(session: Session) -> None:
+def _install_active(session: anysoup.Session) -> None:
     """The new-session hook: give ``session`` the innermost active router."""
     if _ACTIVE and not session.has_feature(MockRouter):
         session.add_feature(_ACTIVE[-1])
