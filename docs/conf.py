@@ -36,7 +36,9 @@ nitpick_ignore_regex = [
     (r"py:class", r"LoopThread|AsyncWebsocketConnection|AsyncSession|WriteableBuffer|IO\[bytes\]"),
     # The standard library: no intersphinx, since the docs build offline.
     (r"py:(class|exc|func|obj|mod)", r"(builtins\.)?[a-z_]+|[A-Z][A-Za-z]*(Error|Warning)"),
-    (r"py:(class|func|obj|mod)", r"(time|ssl|os|enum|collections|typing)\..*"),
+    (r"py:(class|func|obj|mod)", r"(time|ssl|os|enum|collections|typing|re|unittest)\..*"),
+    # anysoup.testing's type aliases for route criteria, bodies and side effects.
+    (r"py:class", r"URLPattern|ValuePattern|Params|Content|SideEffect|Matcher"),
 ]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
 import os
 import ssl
@@ -30,6 +31,15 @@ _PROXY_VARIABLES = (
 )
 for _name in _PROXY_VARIABLES:
     os.environ.pop(_name, None)
+
+#: The anysoup_mock fixture: pytest loads anysoup's plugin through its entry
+#: point once the package is installed with it; a checkout run against an
+#: older install loads it here (never both: pytest refuses a plugin twice).
+if not any(
+    point.value == "anysoup.testing._plugin"
+    for point in importlib.metadata.entry_points(group="pytest11")
+):
+    pytest_plugins = ["anysoup.testing._plugin"]
 
 # -- every async test runs on asyncio and on trio ------------------------------
 

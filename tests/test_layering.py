@@ -40,13 +40,16 @@ LAYERS: dict[str, set[str]] = {
         "_cli",
         "__init__",
     },
+    # The public test helpers: a feature (the mock router) and a pytest plugin.
+    "testing": {"_model", "_features", "testing"},
 }
 #: Imports allowed under ``if TYPE_CHECKING:`` only: a feature is handed its
-#: session (``attach``, ``session_closed``) and names the type in annotations.
-TYPE_ONLY: dict[str, set[str]] = {"_features": {"_session"}}
+#: session (``attach``, ``session_closed``) and names the type in annotations;
+#: the test router names it by its public name (``anysoup.Session``).
+TYPE_ONLY: dict[str, set[str]] = {"_features": {"_session"}, "testing": {"__init__"}}
 #: Modules at the top of the package, and what they may import.
 ROOT_MODULES = {
-    "__init__": set(LAYERS) - {"_blocking"},
+    "__init__": set(LAYERS) - {"_blocking", "testing"},
     "__main__": {"_cli"},
     "_version": set(),
     # The blocking facade: the session, and the loop thread that runs it.

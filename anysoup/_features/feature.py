@@ -10,10 +10,15 @@ if TYPE_CHECKING:
     from .._model.message import Message
     from .._session.session import Session
 
-__all__ = ["CallNext", "SessionFeature"]
+__all__ = ["NEW_SESSION_HOOKS", "CallNext", "SessionFeature"]
 
 #: The rest of the chain, as seen by a feature: send a message, get its body.
 CallNext = Callable[["Message"], Awaitable["InputStream"]]
+
+#: Called with every new session once its features are in place. This is how
+#: an active :class:`anysoup.testing.MockRouter` gets into the sessions that
+#: the code under test makes for itself; empty outside tests.
+NEW_SESSION_HOOKS: list[Callable[[Session], None]] = []
 
 
 class SessionFeature:

@@ -15,7 +15,7 @@ from yarl import URL
 
 from .._features.auth.manager import AuthManager
 from .._features.decoder.decoder import ContentDecoder
-from .._features.feature import CallNext, SessionFeature
+from .._features.feature import NEW_SESSION_HOOKS, CallNext, SessionFeature
 from .._features.redirect import follow_redirects
 from .._features.websocket.manager import WebsocketExtensionManager
 from .._model.arguments import byte_count, positive, seconds
@@ -202,6 +202,8 @@ class Session(RequestHelpers, SessionProperties):
                 self.add_feature(default())
         for feature in given:
             self.add_feature(feature)
+        for hook in tuple(NEW_SESSION_HOOKS):  # an active test router (anysoup.testing)
+            hook(self)
 
     @classmethod
     def new(cls) -> Session:
