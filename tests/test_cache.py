@@ -738,3 +738,18 @@ async def test_each_retry_passes_through_the_cache() -> None:
         msg, body = await _get(session, server.url_for("/r"))
         assert (msg.status, body, msg.cache_result) == (200, b"200", CacheResult.HIT)
     assert len(server.requests) == 2
+
+
+async def test_mocked_answers_are_cached_like_network_ones() -> None:
+    """The testing router stands inside the cache: its answers are stored and served."""
+    from anysoup.testing import MockRouter
+
+    clock = Clock()
+    with MockRouter() as router:
+        route = router.get("https://api.example.org/item")
+        route.respond(headers={"Cache-Control": "max-age=60"}, json={"id": 1})
+        async with anysoup.Session(features=[_cache(clock)]) as session:
+            for result in (CacheResult.MISS, CacheResult.HIT):
+                msg, body = await _get(session, "https://api.example.org/item")
+                assert (body, msg.cache_result) == (b'{"id":1}', result)
+    assert route.call_count == 1
