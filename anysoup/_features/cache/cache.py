@@ -243,6 +243,10 @@ class Cache(SessionFeature):
         ):
             try:
                 await self._open()
+            except Exception as exc:  # an unusable directory: no cache, not a failed request
+                _log.warning("cache: %s unusable: %s", self._cache_dir, exc)
+                return await call_next(msg)
+            try:
                 msg._compression_dictionary = await self._shelf.choose(msg)
             except Exception as exc:  # no dictionary, not a failed request
                 _log.warning("cache: choosing a dictionary for %s failed: %s", msg.uri, exc)
