@@ -52,6 +52,7 @@ from ..._model.enums import CacheResult
 from ..._model.exceptions import Error, RequestCancelled
 from ..._model.headers import MessageHeaders
 from ..._model.message import Message
+from ..._model.public import public
 from ..._model.resends import check_resend
 from ..feature import SessionFeature
 from . import freshness_policy as freshness
@@ -80,6 +81,7 @@ _RETRY_OPEN = 60.0
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PROPFIND"})
 
 
+@public
 class Cache(SessionFeature):
     """An HTTP cache (libsoup's ``SoupCache``), in memory or in a directory.
 

@@ -44,6 +44,7 @@ import anyio
 import anyio.to_thread
 
 from ..._model.enums import TlsCertificateFlags
+from ..._model.public import public
 from ..._model.signals import SignalDescriptor, active
 from ..._model.uri import is_secure
 from ..feature import SessionFeature
@@ -71,6 +72,7 @@ _UTC = datetime.timezone.utc
 _SWEEP_INTERVAL = 60.0
 
 
+@public
 class HSTSEnforcer(SessionFeature):
     """Learns and enforces HSTS policies (libsoup's ``SoupHSTSEnforcer``).
 
@@ -264,6 +266,7 @@ _QUERY_INSERT = (
 _QUERY_DELETE = "DELETE FROM soup_hsts_policies WHERE host=?"
 
 
+@public
 class HSTSEnforcerDB(HSTSEnforcer):
     """An :class:`HSTSEnforcer` that keeps host policies in an SQLite file.
 
