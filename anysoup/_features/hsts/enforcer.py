@@ -35,7 +35,6 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import sqlite3
 import time
 from contextlib import closing
 from typing import TYPE_CHECKING, ClassVar
@@ -336,6 +335,8 @@ class HSTSEnforcerDB(HSTSEnforcer):
     # -- internals -----------------------------------------------------------
 
     def _load(self) -> None:
+        import sqlite3  # here: an HSTSEnforcer in memory never loads it
+
         try:
             with closing(sqlite3.connect(self._filename)) as db:
                 db.execute(_CREATE_TABLE)
@@ -385,6 +386,8 @@ class HSTSEnforcerDB(HSTSEnforcer):
 
     def _write(self, batch: dict[str, HSTSPolicy | None]) -> None:
         """Apply ``batch`` in one transaction (in a worker thread)."""
+        import sqlite3  # loaded already, by _load
+
         try:
             with closing(sqlite3.connect(self._filename)) as db:
                 # libsoup's pragma: deleted hosts don't linger in free pages.
