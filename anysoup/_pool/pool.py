@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, TaskGroup
-from anyio.streams.tls import TLSAttribute
 
 from .._drivers.http1 import HTTP1Connection
 from .._model.certificate import TlsCertificate
@@ -176,6 +175,10 @@ class Connection(ConnectionRecord):
             raise
         except builtins.TimeoutError as exc:
             raise TimeoutError(f"connect to {label} timed out after {timeout:g} s") from exc
+        # Here, not at the top: anyio's TLS module (and logging) load with the
+        # first connection, not with ``import anysoup``.
+        from anyio.streams.tls import TLSAttribute
+
         # One lookup table: anyio builds every extra attribute on each extra() call.
         extras: Mapping[Any, Callable[[], Any]] = self.stream.extra_attributes
         alpn = extras.get(TLSAttribute.alpn_protocol)
