@@ -52,8 +52,9 @@ from .._transport.io_errors import IO_ERRORS, describe_io_error
 from .._transport.tls import alert_error
 from .http1 import READ_SIZE, WRITE_SLICE, _tls_buffers
 from .http2_client import new_client, read_more
+from .http2_errors import StreamUnprocessed
 from .http2_policy import error_name
-from .http2_stream import CANCEL, H2Stream, StreamUnprocessed
+from .http2_stream import CANCEL, H2Stream
 from .owner import closed_by_pool
 
 if TYPE_CHECKING:
@@ -61,8 +62,6 @@ if TYPE_CHECKING:
 
 __all__ = ["HTTP2Connection"]
 
-#: Streams allowed before the peer's SETTINGS say (RFC 9113 §6.5.2 leaves it open).
-INITIAL_MAX_STREAMS = 100
 #: Never more streams on one connection than this, whatever the peer allows.
 MAX_STREAMS_CAP = 1000
 #: A connection with no open stream and nothing received this long gets a PING.

@@ -33,12 +33,13 @@ from .._model.exceptions import (
     ParsingError,
     TimeoutError,
 )
+from .http2_errors import Http11Required, StreamUnprocessed
 from .http2_policy import HTTP_1_1_REQUIRED, REFUSED_STREAM, error_name, split_status
 
 if TYPE_CHECKING:
     from .http2 import HTTP2Connection
 
-__all__ = ["H2Stream", "Http11Required", "StreamUnprocessed"]
+__all__ = ["H2Stream"]
 
 #: The error code of a reset we send when the request task gives up (RFC 9113 §7).
 CANCEL = 0x8
@@ -47,18 +48,6 @@ JOIN_LIMIT = 256 * 1024
 #: Credit consumed data back in steps of this much (and whenever the reader waits).
 CREDIT_STEP = 512 * 1024
 _monotonic = time.monotonic
-
-
-class StreamUnprocessed(NetworkError):
-    """The server did not process the stream (GOAWAY above it, REFUSED_STREAM).
-
-    RFC 9113 §8.7: such a request may be sent again, whatever its method;
-    the core does so on another connection without counting a re-send.
-    """
-
-
-class Http11Required(NetworkError):
-    """The server reset the stream with HTTP_1_1_REQUIRED: send it over HTTP/1.1."""
 
 
 class H2Stream:

@@ -33,6 +33,7 @@ from wsproto.events import BytesMessage, CloseConnection, Event, Ping, TextMessa
 from .._model.arguments import seconds as check_seconds
 from .._model.enums import WebsocketCloseCode, WebsocketDataType, WebsocketState
 from .._model.exceptions import WebsocketError
+from .._model.public import public
 from .._model.signals import SignalDescriptor
 from . import websocket_core as core
 from .websocket_core import GOODBYE_TIMEOUT
@@ -55,6 +56,7 @@ _CLOSING = WebsocketState.CLOSING
 _CLOSED = WebsocketState.CLOSED
 
 
+@public
 class WebsocketConnection(WebsocketReader):
     """A WebSocket client connection (libsoup's ``SoupWebsocketConnection``).
 

@@ -9,7 +9,6 @@ certificate on every https connection costs nothing until asked about).
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import ipaddress
 import os
@@ -21,6 +20,8 @@ from .enums import TlsCertificateFlags
 from .tls_password import decrypt_key, is_encrypted_key
 
 if TYPE_CHECKING:
+    import datetime
+
     from .message import Message
     from .tls_password import TlsPassword
 
@@ -347,6 +348,8 @@ def identity_flags(cert: TlsCertificate, host: str) -> TlsCertificateFlags:
     stops at the first problem it finds; these complete the picture when a
     relaxed connection reports every problem to ``accept_certificate``.
     """
+    import datetime  # here: only relaxed connections and reports need it
+
     flags = TlsCertificateFlags.NO_FLAGS
     try:
         now = datetime.datetime.now(datetime.timezone.utc)

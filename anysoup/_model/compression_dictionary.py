@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from yarl import URL
 
+from .public import public
 from .structured_fields import serialize_byte_sequence
 from .uri import parse_uri
 
@@ -26,6 +27,7 @@ __all__ = ["MAX_ID_LENGTH", "CompressionDictionary"]
 MAX_ID_LENGTH = 1024
 
 
+@public
 @dataclass(frozen=True, repr=False)
 class CompressionDictionary:
     """A raw compression dictionary (RFC 9842), to decode ``dcb`` and ``dcz`` responses.

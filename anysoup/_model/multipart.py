@@ -36,6 +36,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 
 from .headers import MessageHeaders, _check, _quote_param
+from .public import public
 
 __all__ = ["Multipart"]
 
@@ -64,6 +65,7 @@ def _check_body(body: bytes | bytearray | memoryview) -> bytes:
     return bytes(body)
 
 
+@public
 class Multipart:
     """A ``multipart/*`` request body, built part by part (libsoup's SoupMultipart).
 

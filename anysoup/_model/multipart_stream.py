@@ -28,6 +28,7 @@ from .body import InputStream
 from .exceptions import ParsingError
 from .headers import MessageHeaders
 from .multipart_parse import END, NEED_DATA, MultipartScanner, PartData, PartStart, boundary_of
+from .public import public
 
 if TYPE_CHECKING:
     from .message import Message
@@ -63,6 +64,7 @@ class _PartSource:
         self._ended = True
 
 
+@public
 class MultipartInputStream:
     """Reads a ``multipart/*`` response part by part (libsoup's ``SoupMultipartInputStream``).
 

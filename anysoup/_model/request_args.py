@@ -22,7 +22,6 @@ and the URL is appended to it, a leading ``/`` dropped, so a base of
 
 from __future__ import annotations
 
-import json as jsonlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlencode
@@ -30,11 +29,11 @@ from urllib.parse import urlencode
 from yarl import URL
 
 from .message import Message
-from .multipart import Multipart
 from .uri import lacks_scheme, parse_uri
 
 if TYPE_CHECKING:
     from .body import RequestBodySource
+    from .multipart import Multipart
 
 __all__ = [
     "Content",
@@ -139,12 +138,16 @@ def build_request(
     msg = Message(method, uri, headers=headers)
     typed = "Content-Type" in msg.request_headers  # the program's own type wins
     if json is not None:
+        import json as jsonlib  # on first use: ``import anysoup`` doesn't load the json package
+
         try:
             text = jsonlib.dumps(json, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         except ValueError as exc:
             raise ValueError(f"json: {exc}") from None
         msg.set_request_body(None if typed else _JSON_TYPE, text.encode("utf-8"))
     elif data is not None:
+        from .multipart import Multipart  # loaded by the first form, not by every program
+
         if isinstance(data, Multipart):
             msg.set_request_body_from_bytes(None, data.to_message(msg.request_headers))
         else:

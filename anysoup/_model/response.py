@@ -23,7 +23,6 @@ has nothing to add to step 2 and is not consulted.
 from __future__ import annotations
 
 import codecs
-import json
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import HTTPStatusError
@@ -90,6 +89,8 @@ def response_json(msg: Message, **kwargs: Any) -> Any:
         RuntimeError: The body was not read into ``msg.response_body``.
         json.JSONDecodeError: The body is not JSON (a :class:`ValueError`).
     """
+    import json  # on first use: ``import anysoup`` doesn't load the json package
+
     return json.loads(_body(msg), **kwargs)
 
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from wsproto.extensions import Extension
 
+from .public import public
+
 __all__ = ["WebsocketExtension"]
 
 
+@public
 class WebsocketExtension(Extension):
     """A WebSocket extension (libsoup's ``SoupWebsocketExtension``).
 

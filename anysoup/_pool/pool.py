@@ -19,10 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, TaskGroup
-from anyio.streams.tls import TLSAttribute
 
 from .._drivers.http1 import HTTP1Connection
-from .._drivers.http2 import INITIAL_MAX_STREAMS, HTTP2Connection
 from .._model.certificate import TlsCertificate
 from .._model.enums import TlsCertificateFlags
 from .._model.exceptions import Error, NetworkError, RequestCancelled, TimeoutError
@@ -39,8 +37,13 @@ from .state_policy import ConnectionRecord, PoolState, PoolStatistics, Waiter
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
 
+    from .._drivers.http2 import HTTP2Connection
+
 __all__ = ["Connection", "Pool"]
 
+#: Streams an HTTP/2 connection is allowed before the peer's SETTINGS say
+#: (RFC 9113 §6.5.2 leaves it open).
+INITIAL_MAX_STREAMS = 100
 #: Longest sleep of the sweeper while the pool holds connections.
 SWEEP_INTERVAL = 1.0
 #: How long a closing HTTP/2 connection may spend sending its GOAWAY.
@@ -172,10 +175,17 @@ class Connection(ConnectionRecord):
             raise
         except builtins.TimeoutError as exc:
             raise TimeoutError(f"connect to {label} timed out after {timeout:g} s") from exc
+        # Here, not at the top: anyio's TLS module (and logging) load with the
+        # first connection, not with ``import anysoup``.
+        from anyio.streams.tls import TLSAttribute
+
         # One lookup table: anyio builds every extra attribute on each extra() call.
         extras: Mapping[Any, Callable[[], Any]] = self.stream.extra_attributes
         alpn = extras.get(TLSAttribute.alpn_protocol)
         if alpn is not None and alpn() == "h2":
+            # The HTTP/2 driver, and h2 with it, load with the first connection that needs them.
+            from .._drivers.http2 import HTTP2Connection
+
             self.http2 = HTTP2Connection(self.stream, self, label, timeout=timeout)
         else:
             self.http = HTTP1Connection(self.stream, self, label)

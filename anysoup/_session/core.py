@@ -18,7 +18,7 @@ import anyio
 import h11
 
 from .._drivers.http1 import WRITE_SLICE
-from .._drivers.http2_stream import Http11Required, StreamUnprocessed
+from .._drivers.http2_errors import Http11Required, Misdirected, StreamUnprocessed
 from .._model.body import DRAIN_LIMIT, InputStream
 from .._model.enums import NO_FLAGS, HTTPVersion, MessageFlags, TlsCertificateFlags
 from .._model.exceptions import (
@@ -35,7 +35,6 @@ from .._model.resends import MAX_RESENDS, check_resend
 from .._model.signals import active
 from .._transport.proxy_connect import ProxyRefused
 from .._transport.tls import describe_flags
-from .exchange_h2 import Misdirected, exchange_h2
 from .starting import begin_exchange, body_ended, emit, expects_continue, finish_body
 from .upload import upload, write_or_answer
 
@@ -128,6 +127,8 @@ async def send_message(
                 await _accept_certificate(conn, msg)
             if conn.http2 is None:
                 return await _exchange(pool, conn, msg, headers)
+            from .exchange_h2 import exchange_h2  # loaded with the HTTP/2 driver's first use
+
             retry_421 = not (flags & MessageFlags.NEW_CONNECTION)
             return await exchange_h2(pool, conn, msg, headers, retry_421=retry_421)
         except StreamUnprocessed:

@@ -11,9 +11,10 @@ anywhere), the ``except`` clause resets the stream synchronously: the
 connection and its other streams go on.
 
 Errors the core turns into another attempt: a stream the server never
-processed (:class:`~anysoup._drivers.http2_stream.StreamUnprocessed`),
-``HTTP_1_1_REQUIRED`` (:class:`~anysoup._drivers.http2_stream.Http11Required`)
-and a 421 answer (:class:`Misdirected`).
+processed (:class:`~anysoup._drivers.http2_errors.StreamUnprocessed`),
+``HTTP_1_1_REQUIRED`` (:class:`~anysoup._drivers.http2_errors.Http11Required`)
+and a 421 answer (:class:`~anysoup._drivers.http2_errors.Misdirected`). The
+core imports this module with the first exchange on an HTTP/2 connection.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .._drivers.http1 import EXPECT_CONTINUE_DELAY, MAX_INFORMATIONAL
+from .._drivers.http2_errors import Misdirected
 from .._drivers.http2_policy import reason_phrase, request_block
 from .._model.body import InputStream
-from .._model.exceptions import Error, NetworkError, ParsingError
+from .._model.exceptions import Error, ParsingError
 from .._model.headers import MessageHeaders
 from .._model.signals import active
 from .starting import begin_exchange, body_ended, emit, expects_continue, finish_body
@@ -39,11 +41,7 @@ if TYPE_CHECKING:
     from .._model.message import Message
     from .._pool.pool import Connection, Pool
 
-__all__ = ["Misdirected", "exchange_h2"]
-
-
-class Misdirected(NetworkError):
-    """A 421 answer on HTTP/2: the core sends the message again on a new connection."""
+__all__ = ["exchange_h2"]
 
 
 async def exchange_h2(

@@ -45,10 +45,10 @@ from .core import http1_only, send_message
 from .locale_policy import user_agent_header
 from .props import DEFAULT, SessionProperties
 from .requests import RequestHelpers
-from .websocket_connect import WebsocketConnectContext
 
 if TYPE_CHECKING:
     from .._model.signals import Signal
+    from .websocket_connect import WebsocketConnectContext
 
 __all__ = ["DEFAULT", "SendContext", "Session"]
 
@@ -429,6 +429,9 @@ class Session(RequestHelpers, SessionProperties):
                 that isn't a valid WebSocket answer).
             anysoup.Error: The handshake could not be sent.
         """
+        # Imported here: the WebSocket connection and wsproto load with the first one.
+        from .websocket_connect import WebsocketConnectContext
+
         return WebsocketConnectContext(self, msg, origin, protocols, cancellable)
 
     async def _send(self, msg: Message, cancellable: Cancellable | None) -> InputStream:

@@ -21,6 +21,7 @@ from .._drivers.websocket_handshake_policy import check_response, prepare_reques
 from .._features.websocket.manager import WebsocketExtensionManager
 from .._model.enums import WebsocketCloseCode
 from .._model.exceptions import WebsocketError
+from .._model.public import public
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["WebsocketConnectContext", "websocket_connect"]
 
 
+@public
 class WebsocketConnectContext:
     """What :meth:`Session.websocket_connect` returns: await it, or use ``async with``.
 

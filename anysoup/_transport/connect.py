@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, SocketStream
-from anyio.streams.tls import TLSAttribute, TLSStream
 
 from .._model.addresses import ProxyURI, RemoteAddress, UnixSocketAddress
 from .._model.certificate import TlsCertificate, identity_flags
@@ -140,6 +139,8 @@ async def open_stream(
             else:
                 stream, peer = await _transport(plan, peer, ConnectLog(), resolver)
             stream = await _handshake(stream, plan, plan.relaxed_context)
+            from anyio.streams.tls import TLSAttribute  # loaded by _tls already
+
             der = stream.extra(TLSAttribute.peer_certificate_binary, None)
             errors = exc.errors
             if der:
@@ -171,6 +172,10 @@ async def _handshake(stream: ByteStream, plan: ConnectPlan, context: ssl.SSLCont
 async def _tls(
     stream: ByteStream, host: str, label: str, context: ssl.SSLContext, *, identity: bool
 ) -> ByteStream:
+    # Here, not at the top: anyio's TLS module (and logging) load with the first
+    # TLS connection, not with ``import anysoup``.
+    from anyio.streams.tls import TLSStream
+
     try:
         return await TLSStream.wrap(
             stream, hostname=host, ssl_context=context, standard_compatible=False

@@ -55,10 +55,12 @@ from ..._model.grammar import QBODY as _QBODY
 from ..._model.grammar import TOKEN as _TOKEN
 from ..._model.grammar import TOKEN_FULL as _TOKEN_FULL
 from ..._model.grammar import unescape as _escaped
+from ..._model.public import public
 
 __all__ = ["Challenge", "parse_challenges", "MAX_CHALLENGES", "format_params", "quote"]
 
 
+@public
 @dataclass(frozen=True)
 class Challenge:
     """One challenge: a scheme with its parameters or its token68 (RFC 9110 §11.2)."""

@@ -8,7 +8,6 @@ kept. Policy: no I/O.
 from __future__ import annotations
 
 import hashlib
-import secrets
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import quote
 
@@ -116,6 +115,8 @@ class AuthDigest(Auth):
     @staticmethod
     def _cnonce_factory() -> str:
         """A new client nonce (tests replace this to reproduce the RFC examples)."""
+        import secrets  # on first use: most programs never meet a Digest challenge
+
         return secrets.token_hex(16)
 
     def __init__(self, challenge: Challenge, *, authority: str, is_for_proxy: bool) -> None:

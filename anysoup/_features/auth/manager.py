@@ -34,7 +34,6 @@ from ..._model.signals import active
 from ..._model.uri import scheme_class
 from ..feature import SessionFeature
 from .auth_policy import Auth, AuthBasic
-from .challenge_policy import parse_challenges
 from .digest_policy import AuthDigest
 
 if TYPE_CHECKING:
@@ -225,6 +224,8 @@ class AuthManager(SessionFeature):
         uri_tried: bool,
     ) -> Auth | None:
         """The auth to re-send ``msg`` with after a 401/407, or None for a final answer."""
+        from .challenge_policy import parse_challenges  # loaded by the first 401 or 407
+
         previous = proxy_auth if proxy else server_auth
         challenges = parse_challenges(
             msg.response_headers.get_all("Proxy-Authenticate" if proxy else "WWW-Authenticate")

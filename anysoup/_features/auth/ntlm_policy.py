@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..._model.exceptions import Error
+from ..._model.public import public
 from .auth_policy import Auth
 
 if TYPE_CHECKING:
@@ -388,6 +389,7 @@ class _SpnegoAuth(Auth):
         return "the given credentials"
 
 
+@public
 class AuthNTLM(_SpnegoAuth):
     r"""NTLM (``SoupAuthNTLM``): NTLMv2 only, user name and password required.
 
@@ -414,6 +416,7 @@ class AuthNTLM(_SpnegoAuth):
         super().authenticate(username, password)
 
 
+@public
 class AuthNegotiate(_SpnegoAuth):
     """Negotiate (``SoupAuthNegotiate``): SPNEGO, Kerberos or NTLM inside it.
 

@@ -52,6 +52,7 @@ from ..._model.enums import CacheResult
 from ..._model.exceptions import Error, RequestCancelled
 from ..._model.headers import MessageHeaders
 from ..._model.message import Message
+from ..._model.public import public
 from ..._model.resends import check_resend
 from ..feature import SessionFeature
 from . import freshness_policy as freshness
@@ -59,7 +60,6 @@ from . import rules_policy as rules
 from . import validation_policy as validation
 from .answers import cache_key, gateway_timeout, serve, store
 from .dictionaries import Shelf
-from .disk_storage import DiskStorage
 from .entry_policy import CacheType, StoredResponse
 from .storage import CacheStorage, MemoryStorage
 from .vary_policy import vary_matches
@@ -80,6 +80,7 @@ _RETRY_OPEN = 60.0
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PROPFIND"})
 
 
+@public
 class Cache(SessionFeature):
     """An HTTP cache (libsoup's ``SoupCache``), in memory or in a directory.
 
@@ -122,11 +123,13 @@ class Cache(SessionFeature):
         self._cache_dir = None if cache_dir is None else os.fspath(cache_dir)
         self._cache_type = cache_type
         self._shared = cache_type is CacheType.SHARED
-        self._storage: CacheStorage = (
-            MemoryStorage(max_size=max_size)
-            if self._cache_dir is None
-            else DiskStorage(self._cache_dir, max_size=max_size)
-        )
+        self._storage: CacheStorage
+        if self._cache_dir is None:
+            self._storage = MemoryStorage(max_size=max_size)
+        else:
+            from .disk_storage import DiskStorage  # sqlite3: only for a cache on disk
+
+            self._storage = DiskStorage(self._cache_dir, max_size=max_size)
         self._opened = False
         self._failed_at = -_RETRY_OPEN
         self._open_lock: anyio.Lock | None = None

@@ -10,10 +10,12 @@ import enum
 from dataclasses import dataclass, field
 
 from ..._model.enums import CacheResult
+from ..._model.public import public
 
 __all__ = ["CacheResult", "CacheType", "StoredResponse"]
 
 
+@public
 class CacheType(enum.Enum):
     """Whose cache it is (libsoup's ``SoupCacheType``).
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from yarl import URL
 
+from ..._model.public import public
 from ..._model.uri import is_secure
 from .parse_policy import (
     canonical_host,
@@ -39,6 +40,7 @@ def _now() -> datetime:
     return datetime.now(_UTC)
 
 
+@public
 class SameSitePolicy(enum.Enum):
     """When a cookie goes with cross-site requests (libsoup's ``SoupSameSitePolicy``)."""
 
@@ -50,6 +52,7 @@ class SameSitePolicy(enum.Enum):
     STRICT = 2
 
 
+@public
 class CookieJarAcceptPolicy(enum.Enum):
     """Which cookies from responses a jar stores (libsoup's ``SoupCookieJarAcceptPolicy``)."""
 
@@ -73,6 +76,7 @@ def _as_url(uri: str | URL) -> URL:
     return uri if isinstance(uri, URL) else URL(uri)
 
 
+@public
 @dataclass(frozen=True)
 class Cookie:
     """One HTTP cookie (libsoup's ``SoupCookie``); a frozen value.

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from yarl import URL
 
+from ..._model.public import public
 from ..._model.signals import SignalDescriptor, active
 from ..._model.uri import is_secure
 from ..feature import SessionFeature
@@ -92,6 +93,7 @@ class _Entry:
     base: str
 
 
+@public
 class CookieJar(SessionFeature):
     """Stores cookies from responses and sends them back (not a default feature).
 

@@ -43,6 +43,7 @@ from urllib.parse import quote
 import anyio
 import anyio.to_thread
 
+from ..._model.public import public
 from .jar import Cookie, CookieJar, CookieJarAcceptPolicy, SameSitePolicy
 
 if TYPE_CHECKING:
@@ -272,6 +273,7 @@ def _replace_file(filename: str, data: str) -> None:
         raise
 
 
+@public
 class CookieJarText(_FileJar):
     """A cookie jar kept in a Mozilla ``cookies.txt`` (libsoup's ``SoupCookieJarText``).
 
@@ -378,6 +380,7 @@ def _write_db(filename: str, changes: list[_Change]) -> None:
             os.chmod(filename, 0o600)  # cookies are credentials
 
 
+@public
 class CookieJarDB(_FileJar):
     """A cookie jar kept in SQLite (libsoup's ``SoupCookieJarDB``).
 

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from ..._model.exceptions import EncodingError
+from ..._model.signals import active
 from ..._model.uri import is_secure
 from ..feature import SessionFeature
 from .codings_policy import (
@@ -41,12 +42,6 @@ from .codings_policy import (
     Decoder,
     decoder_for,
     load_any,
-)
-from .dictionaries import offer_dictionary, wants_dictionary
-from .dictionary_codings_policy import (
-    DICTIONARY_CODINGS,
-    dictionary_decoder_for,
-    dictionary_support,
 )
 
 if TYPE_CHECKING:
@@ -102,13 +97,17 @@ class ContentDecoder(SessionFeature):
             coding that is decoded (and offered with a dictionary), else the
             reason it is off, naming what to install. See :doc:`dictionaries`.
         """
+        from .dictionary_codings_policy import dictionary_support
+
         return dictionary_support()
 
     async def handle(self, msg: Message, call_next: CallNext) -> InputStream:
         """Offer the codings, send, and stack a decoding filter on the body."""
         headers = msg.request_headers
         accept = _accept_https() if is_secure(msg.uri) else _ACCEPT_HTTP
-        if wants_dictionary(msg):  # RFC 9842: see dictionaries.py
+        if _wants_dictionary(msg):  # RFC 9842: see dictionaries.py
+            from .dictionaries import offer_dictionary
+
             await offer_dictionary(msg, accept)
         if "Accept-Encoding" not in headers:
             headers.append("Accept-Encoding", accept)
@@ -119,6 +118,19 @@ class ContentDecoder(SessionFeature):
             if make is not None:
                 stream._filter(make)
         return stream
+
+
+def _wants_dictionary(msg: Message) -> bool:
+    """Whether ``offer_dictionary`` has anything to do for ``msg`` (the cheap test).
+
+    The dictionary code (RFC 9842) loads only when a message has or may get
+    a dictionary: most programs never offer one.
+    """
+    return (
+        msg._compression_dictionary is not None
+        or msg._dictionary_offer is not None
+        or active(msg, "request_compression_dictionary") is not None
+    )
 
 
 def _content_encoding(headers: MessageHeaders) -> str | None:
@@ -156,11 +168,12 @@ def _filter_for(msg: Message, listed: str) -> Callable[[BodySource], BodySource]
             return None
     makers = []
     for coding in reversed(codings):  # the last applied is undone first
-        maker: Callable[[], Decoder] | str | None
-        if coding in DICTIONARY_CODINGS:
-            maker = dictionary_decoder_for(coding, msg._compression_dictionary)
-        else:
-            maker = decoder_for(coding)
+        maker: Callable[[], Decoder] | str | None = decoder_for(coding)
+        if maker is None:  # dcb, dcz (RFC 9842), or a coding nobody decodes
+            from .dictionary_codings_policy import DICTIONARY_CODINGS, dictionary_decoder_for
+
+            if coding in DICTIONARY_CODINGS:
+                maker = dictionary_decoder_for(coding, msg._compression_dictionary)
         if maker is None:
             return None  # libsoup: one unknown coding and none is decoded
         if isinstance(maker, str):

@@ -44,16 +44,7 @@ from .dictionary_codings_policy import decodable_codings
 if TYPE_CHECKING:
     from ..._model.message import Message
 
-__all__ = ["offer_dictionary", "wants_dictionary"]
-
-
-def wants_dictionary(msg: Message) -> bool:
-    """Whether :func:`offer_dictionary` has anything to do for ``msg`` (the cheap test)."""
-    return (
-        msg._compression_dictionary is not None
-        or msg._dictionary_offer is not None
-        or active(msg, "request_compression_dictionary") is not None
-    )
+__all__ = ["offer_dictionary"]
 
 
 async def offer_dictionary(msg: Message, accept_encoding: str) -> None:

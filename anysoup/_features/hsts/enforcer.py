@@ -35,7 +35,6 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import sqlite3
 import time
 from contextlib import closing
 from typing import TYPE_CHECKING, ClassVar
@@ -44,6 +43,7 @@ import anyio
 import anyio.to_thread
 
 from ..._model.enums import TlsCertificateFlags
+from ..._model.public import public
 from ..._model.signals import SignalDescriptor, active
 from ..._model.uri import is_secure
 from ..feature import SessionFeature
@@ -71,6 +71,7 @@ _UTC = datetime.timezone.utc
 _SWEEP_INTERVAL = 60.0
 
 
+@public
 class HSTSEnforcer(SessionFeature):
     """Learns and enforces HSTS policies (libsoup's ``SoupHSTSEnforcer``).
 
@@ -264,6 +265,7 @@ _QUERY_INSERT = (
 _QUERY_DELETE = "DELETE FROM soup_hsts_policies WHERE host=?"
 
 
+@public
 class HSTSEnforcerDB(HSTSEnforcer):
     """An :class:`HSTSEnforcer` that keeps host policies in an SQLite file.
 
@@ -333,6 +335,8 @@ class HSTSEnforcerDB(HSTSEnforcer):
     # -- internals -----------------------------------------------------------
 
     def _load(self) -> None:
+        import sqlite3  # here: an HSTSEnforcer in memory never loads it
+
         try:
             with closing(sqlite3.connect(self._filename)) as db:
                 db.execute(_CREATE_TABLE)
@@ -382,6 +386,8 @@ class HSTSEnforcerDB(HSTSEnforcer):
 
     def _write(self, batch: dict[str, HSTSPolicy | None]) -> None:
         """Apply ``batch`` in one transaction (in a worker thread)."""
+        import sqlite3  # loaded already, by _load
+
         try:
             with closing(sqlite3.connect(self._filename)) as db:
                 # libsoup's pragma: deleted hosts don't linger in free pages.

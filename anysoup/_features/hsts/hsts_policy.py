@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING
 
 from yarl import URL
 
+from ..._model.public import public
+
 if TYPE_CHECKING:
     from ..._model.message import Message
 
@@ -208,6 +210,7 @@ def _domain_or_error(domain: str) -> str:
     return key
 
 
+@public
 @dataclass(frozen=True, init=False)
 class HSTSPolicy:
     """An HSTS policy for one host (libsoup's ``SoupHSTSPolicy``, RFC 6797).

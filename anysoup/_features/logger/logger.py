@@ -39,6 +39,7 @@ from weakref import WeakKeyDictionary
 import anyio
 
 from ..._model.enums import CacheResult, HTTPVersion, LoggerLogLevel
+from ..._model.public import public
 from ..._model.uri import host_header
 from ..feature import CallNext, SessionFeature
 from .lines_policy import (
@@ -73,6 +74,7 @@ _FROM_CACHE = frozenset({CacheResult.HIT, CacheResult.STALE, CacheResult.REVALID
 # -- the feature -----------------------------------------------------------------------
 
 
+@public
 class Logger(SessionFeature):
     """Logs the HTTP traffic of a session (libsoup's ``SoupLogger``).
 

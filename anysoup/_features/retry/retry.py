@@ -39,6 +39,7 @@ import anyio
 
 from ..._model.arguments import seconds
 from ..._model.exceptions import Error
+from ..._model.public import public
 from ..._model.resends import check_resend
 from ..._model.signals import active
 from ..feature import SessionFeature
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = ["Retry"]
 
 
+@public
 class Retry(SessionFeature):
     """Retries failed requests with exponential backoff (not a default feature).
 

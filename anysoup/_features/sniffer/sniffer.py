@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from ..._model.enums import MessageFlags
+from ..._model.public import public
 from ..._model.signals import active
 from ..feature import SessionFeature
 from .sniff_policy import SNIFF_BUFFER_SIZE, SniffPlan, plan_sniffing
@@ -44,6 +45,7 @@ def _has_body_to_sniff(msg: Message) -> bool:
     )
 
 
+@public
 class ContentSniffer(SessionFeature):
     """Sniffs the content type of response bodies (libsoup's ``SoupContentSniffer``).
 

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 
 from wsproto.frame_protocol import CloseReason, Opcode, RsvBits
 
+from ..._model.public import public
 from ..._model.websocket_extension import WebsocketExtension
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ _FLAGS = ("server_no_context_takeover", "client_no_context_takeover")
 _SIZES = ("server_max_window_bits", "client_max_window_bits")
 
 
+@public
 class WebsocketExtensionDeflate(WebsocketExtension):
     """permessage-deflate (RFC 7692), the compression browsers speak; client side.
 
