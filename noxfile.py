@@ -1,4 +1,4 @@
-"""Developer tasks: ``nox -s tests``, ``lint``, ``typecheck``, ``docs``, ``bench``."""
+"""Developer tasks (``nox -s NAME``): tests, tests_all, lint, typecheck, docs, bench."""
 
 from __future__ import annotations
 
@@ -8,8 +8,16 @@ import shutil
 import nox
 import nox.command
 
+#: The Pythons anysoup supports (``requires-python`` and the classifiers in
+#: pyproject.toml say the same): ``tests_all`` runs the suite on each.
+SUPPORTED_PYTHONS = ["3.11", "3.12", "3.13"]
+
 nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
+# tests_all skips a supported Python this machine lacks (nox looks for
+# python3.X on PATH) instead of failing; --error-on-missing-interpreters
+# turns that back into an error where every version must run.
+nox.options.error_on_missing_interpreters = False
 
 
 @nox.session
@@ -17,6 +25,22 @@ def tests(session: nox.Session) -> None:
     """The whole test suite on asyncio and trio, with branch coverage."""
     session.install("-e", ".[test]")
     session.run("pytest", "--cov=anysoup", "--cov-report=term", *session.posargs)
+
+
+@nox.session(python=SUPPORTED_PYTHONS)
+def tests_all(session: nox.Session) -> None:
+    """The whole test suite once on every supported Python found on PATH.
+
+    nox finds an interpreter as ``python3.X`` on PATH. pyenv's shims answer
+    only for the versions selected, so select them all for the run::
+
+        PYENV_VERSION=3.11.7:3.12.1:3.13.0 nox -s tests_all
+
+    (or put each build's ``$(pyenv root)/versions/3.X.Y/bin`` on PATH).
+    A missing version is skipped; extra arguments go to pytest.
+    """
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
 
 
 @nox.session

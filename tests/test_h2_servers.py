@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -43,9 +42,6 @@ from h2_servers import (
     serve_h2,
 )
 from servers import CertFiles, echo_app, serve_asgi
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import ExceptionGroup
 
 BOUND = 5  #: seconds any single exchange may take
 

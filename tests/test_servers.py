@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,9 +24,6 @@ from servers import (
     serve_http,
     serve_raw,
 )
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import ExceptionGroup
 
 
 class Client:

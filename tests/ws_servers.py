@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 import struct
 import threading
@@ -262,7 +263,12 @@ def _route(connection: Any) -> None:
     elif path == "/vanish":
         connection.recv()
         # Half a frame, then the TCP connection goes without a close frame.
+        # shutdown() sends the FIN now: close() alone only drops this thread's
+        # descriptor, and while the library's reader thread sits in recv() on
+        # the socket (websockets < 17 reads that way) the kernel keeps the
+        # connection established and the client, rightly, waits for ever.
         connection.socket.sendall(b"\x81\x7e\x10\x00abc")
+        connection.socket.shutdown(socket.SHUT_RDWR)
         connection.socket.close()
     elif path == "/ping":
         connection.recv()
