@@ -567,7 +567,22 @@ def test_timeout_works_as_on_the_async_session(loop_backend: str, server: Server
         assert settled(session).in_use == 0
 
 
+@pytest.fixture
+def sigint_raises() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt, even in a runner started with it ignored.
+
+    A shell starts background jobs with SIGINT ignored, and Python then never
+    installs its handler: the Ctrl-C tests would see nothing.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="pthread_kill")
+@pytest.mark.usefixtures("sigint_raises")
 def test_ctrl_c_cancels_the_request(
     session: anysoup.blocking.Session, server: Server, routes: Routes
 ) -> None:
@@ -592,6 +607,7 @@ def test_ctrl_c_cancels_the_request(
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="signal.raise_signal in a handler")
+@pytest.mark.usefixtures("sigint_raises")
 def test_ctrl_c_while_reading_a_body(
     session: anysoup.blocking.Session, server: Server, routes: Routes
 ) -> None:
@@ -610,6 +626,7 @@ def test_ctrl_c_while_reading_a_body(
     assert settled(session) == IDLE
 
 
+@pytest.mark.usefixtures("sigint_raises")
 def test_raise_signal_in_the_main_thread(
     session: anysoup.blocking.Session, server: Server
 ) -> None:
