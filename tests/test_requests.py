@@ -4,7 +4,9 @@ Tables first (the method rule, URL joining and scheme errors, building the
 message, ``text``/``json()``/``raise_for_status()``), then on the wire
 against the scripted h11 server on both backends (every helper, bodies,
 ``base_url``, the features they go through, limits and cancellation), then
-each helper once against httpbin, then the blocking session's helpers.
+each helper once against httpbin, then the blocking session's helpers (also
+once against httpbin). ``tests/test_requests_mocked.py`` checks what the
+helpers send and read through the mock router.
 """
 
 from __future__ import annotations
@@ -596,6 +598,24 @@ def test_blocking_helpers(loop_backend: str, echo_server: Server) -> None:
         session.base_url = None
         with pytest.raises(ValueError, match="relative"):
             session.get("items")
+
+
+def test_each_blocking_helper_against_httpbin(loop_backend: str, httpbin: Any) -> None:
+    with anysoup.blocking.Session(backend=loop_backend, base_url=str(httpbin.url)) as session:
+        got = session.get("/get", params=[("a", "1"), ("a", "2")])
+        assert got.json()["args"] == {"a": ["1", "2"]}
+        assert session.post("/post", json={"k": "é"}).json()["json"] == {"k": "é"}
+        assert session.put("/put", data={"f": "v w"}).json()["form"] == {"f": "v w"}
+        assert session.patch("/patch", content="raw").json()["data"] == "raw"
+        deleted = session.delete("/delete", headers={"X-Who": "me"})
+        assert deleted.json()["headers"]["X-Who"] == "me"
+        head = session.head("/get")
+        assert (head.status, head.response_body) == (200, b"")
+        options = session.options("/get")
+        assert "GET" in (options.response_headers.get_list("Allow") or "")
+        teapot = session.request("get", "/status/418")
+        with pytest.raises(HTTPStatusError, match="client error 418"):
+            teapot.raise_for_status()
 
 
 def test_blocking_helpers_refuse_what_the_async_ones_refuse(

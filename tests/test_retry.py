@@ -567,6 +567,35 @@ async def test_the_wait_is_cancelled_by_a_cancellable(leak_check: LeakCheck) -> 
         await leak_check(session)
 
 
+async def test_session_abort_cancels_the_wait(leak_check: LeakCheck) -> None:
+    retry = Retry()
+    waiting = anyio.Event()
+
+    async def sleep(delay: float) -> None:
+        waiting.set()
+        await anyio.sleep(delay)
+
+    retry._sleep = sleep
+    async with serve_http(Script(x=[(503, [("Retry-After", "20")], b"")], ok=[200])) as server:
+        async with Session(features=[retry]) as session:
+            msg = Message("GET", server.url_for("/x"))
+            with anyio.fail_after(BOUND):
+                async with anyio.create_task_group() as tg:
+
+                    async def abort_when_waiting() -> None:
+                        await waiting.wait()
+                        session.abort()
+
+                    tg.start_soon(abort_when_waiting)
+                    with pytest.raises(RequestCancelled, match="session was aborted") as caught:
+                        await session.send_and_read(msg)
+            assert caught.value.message is msg
+            assert len(server.requests) == 1  # no retry after the abort
+            settled(session)
+            assert (await session.get(server.url_for("/ok"))).status == 200
+        await leak_check(session)
+
+
 # -- the blocking session ----------------------------------------------------------------
 
 

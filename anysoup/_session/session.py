@@ -23,7 +23,7 @@ from .._model.body import InputStream
 from .._model.cancellable import Cancellable
 from .._model.certificate import TlsCertificate, TlsInteraction
 from .._model.enums import NO_FLAGS, MessageFlags, SpliceFlags
-from .._model.exceptions import ConnectError, Error, MessageAlreadyInQueue
+from .._model.exceptions import ConnectError, Error, MessageAlreadyInQueue, RequestCancelled
 from .._model.message import Message, MessageMetrics
 from .._model.signals import SignalDescriptor, active
 from .._model.uri import host_header, is_secure, scheme_class
@@ -162,6 +162,10 @@ class Session(RequestHelpers, SessionProperties):
         self.base_url = base_url  # the setter checks it first: nothing made in vain
         self._signals: dict[str, Signal] | None = None
         self._task_group: TaskGroup | None = None
+        # The scope of each call between queueing and its response head: abort()
+        # cancels them, so a call waiting outside the pool (a Retry's backoff, an
+        # auth callback, a mocked answer) stops too, not only pool waiters.
+        self._calls: set[anyio.CancelScope] = set()
         self._pool = Pool(
             max_conns=positive("max_conns", max_conns),
             max_conns_per_host=positive("max_conns_per_host", max_conns_per_host),
@@ -246,8 +250,12 @@ class Session(RequestHelpers, SessionProperties):
     def abort(self) -> None:
         """Cancel every pending call and close idle connections.
 
-        The calls raise :class:`anysoup.RequestCancelled`.
+        The calls raise :class:`anysoup.RequestCancelled`: those waiting for
+        a connection or reading from one, and those waiting anywhere else in
+        the chain (a :class:`~anysoup.Retry` backoff, an auth callback).
         """
+        for scope in tuple(self._calls):
+            scope.cancel()
         self._pool.abort()
 
     def statistics(self) -> PoolStatistics:
@@ -449,11 +457,12 @@ class Session(RequestHelpers, SessionProperties):
             signal = active(self, "request_queued")
             if signal is not None:
                 await signal.emit(msg)
-            if cancellable is None:
-                stream = await self._chain(msg)
-            else:
-                with cancellable._scope(f"{msg.method} {msg.uri}"):
+            with self._abortable(msg):
+                if cancellable is None:
                     stream = await self._chain(msg)
+                else:
+                    with cancellable._scope(f"{msg.method} {msg.uri}"):
+                        stream = await self._chain(msg)
         except BaseException as exc:
             if isinstance(exc, Error) and exc.message is None:
                 exc.message = msg
@@ -461,6 +470,18 @@ class Session(RequestHelpers, SessionProperties):
             raise
         stream.set_owner(self, msg)
         return stream
+
+    @contextmanager
+    def _abortable(self, msg: Message) -> Iterator[None]:
+        """Run a call in a scope that :meth:`abort` cancels; raise RequestCancelled then."""
+        with anyio.CancelScope() as scope:
+            self._calls.add(scope)
+            try:
+                yield
+            finally:
+                self._calls.discard(scope)
+        if scope.cancelled_caught:
+            raise RequestCancelled(f"{msg.method} {msg.uri}: the session was aborted")
 
     def _prepare(self, msg: Message) -> None:
         headers = msg.request_headers
