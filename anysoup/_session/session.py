@@ -457,12 +457,23 @@ class Session(RequestHelpers, SessionProperties):
             signal = active(self, "request_queued")
             if signal is not None:
                 await signal.emit(msg)
-            with self._abortable(msg):
-                if cancellable is None:
-                    stream = await self._chain(msg)
-                else:
-                    with cancellable._scope(f"{msg.method} {msg.uri}"):
+            # A scope abort() cancels, so a call waiting outside the pool (a
+            # Retry's backoff, an auth callback) stops too. Written out, not a
+            # context manager: it is on every request's path.
+            scope = anyio.CancelScope()
+            calls = self._calls
+            calls.add(scope)
+            try:
+                with scope:
+                    if cancellable is None:
                         stream = await self._chain(msg)
+                    else:
+                        with cancellable._scope(f"{msg.method} {msg.uri}"):
+                            stream = await self._chain(msg)
+            finally:
+                calls.discard(scope)
+            if scope.cancelled_caught:
+                raise RequestCancelled(f"{msg.method} {msg.uri}: the session was aborted")  # noqa: TRY301
         except BaseException as exc:
             if isinstance(exc, Error) and exc.message is None:
                 exc.message = msg
@@ -470,18 +481,6 @@ class Session(RequestHelpers, SessionProperties):
             raise
         stream.set_owner(self, msg)
         return stream
-
-    @contextmanager
-    def _abortable(self, msg: Message) -> Iterator[None]:
-        """Run a call in a scope that :meth:`abort` cancels; raise RequestCancelled then."""
-        with anyio.CancelScope() as scope:
-            self._calls.add(scope)
-            try:
-                yield
-            finally:
-                self._calls.discard(scope)
-        if scope.cancelled_caught:
-            raise RequestCancelled(f"{msg.method} {msg.uri}: the session was aborted")
 
     def _prepare(self, msg: Message) -> None:
         headers = msg.request_headers
