@@ -582,3 +582,28 @@ async def test_streamed_body_that_went_out_makes_the_401_final(leak_check: LeakC
             assert asked.calls == []  # type: ignore[attr-defined]
         await leak_check(session)
     assert received == [b"part one, part two"]
+
+
+async def test_session_abort_ends_a_slow_authenticate_handler(leak_check: LeakCheck) -> None:
+    """abort() reaches a call waiting in its authenticate handler, outside the pool."""
+
+    async def handler(conn: ServerConnection, req: ReceivedRequest) -> None:
+        await conn.respond(401, [("WWW-Authenticate", 'Basic realm="slow"')], b"")
+
+    async def slow(msg: Message, auth: Auth, retrying: bool) -> bool:
+        await anyio.sleep(30)
+        return False
+
+    async with serve_http(handler) as server, Session() as session:
+        msg = Message("GET", server.url_for("/slow"))
+        msg.authenticate.connect(slow)
+        async with anyio.create_task_group() as tg:
+
+            async def abort_soon() -> None:
+                await anyio.sleep(0.2)
+                session.abort()
+
+            tg.start_soon(abort_soon)
+            with anyio.fail_after(10), pytest.raises(anysoup.RequestCancelled, match="aborted"):
+                await session.send_and_read(msg)
+    await leak_check(session)

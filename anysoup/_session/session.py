@@ -162,9 +162,8 @@ class Session(RequestHelpers, SessionProperties):
         self.base_url = base_url  # the setter checks it first: nothing made in vain
         self._signals: dict[str, Signal] | None = None
         self._task_group: TaskGroup | None = None
-        # The scope of each call between queueing and its response head: abort()
-        # cancels them, so a call waiting outside the pool (a Retry's backoff, an
-        # auth callback, a mocked answer) stops too, not only pool waiters.
+        # The scopes of the waits outside the pool (a Retry's backoff, the
+        # authenticate handlers): abort() cancels them as it does pool waits.
         self._calls: set[anyio.CancelScope] = set()
         self._pool = Pool(
             max_conns=positive("max_conns", max_conns),
@@ -257,6 +256,23 @@ class Session(RequestHelpers, SessionProperties):
         for scope in tuple(self._calls):
             scope.cancel()
         self._pool.abort()
+
+    @contextmanager
+    def _abortable(self, msg: Message) -> Iterator[None]:
+        """A wait of a stage outside the pool that :meth:`abort` must end too.
+
+        For a Retry's backoff and the ``authenticate`` handlers: the pool's
+        own waits already end with ``abort()``. Only such waits pay for the
+        scope, not every request. Raises RequestCancelled when aborted.
+        """
+        with anyio.CancelScope() as scope:
+            self._calls.add(scope)
+            try:
+                yield
+            finally:
+                self._calls.discard(scope)
+        if scope.cancelled_caught:
+            raise RequestCancelled(f"{msg.method} {msg.uri}: the session was aborted", message=msg)
 
     def statistics(self) -> PoolStatistics:
         """The connection pool's counters (for monitoring and tests)."""
@@ -457,23 +473,11 @@ class Session(RequestHelpers, SessionProperties):
             signal = active(self, "request_queued")
             if signal is not None:
                 await signal.emit(msg)
-            # A scope abort() cancels, so a call waiting outside the pool (a
-            # Retry's backoff, an auth callback) stops too. Written out, not a
-            # context manager: it is on every request's path.
-            scope = anyio.CancelScope()
-            calls = self._calls
-            calls.add(scope)
-            try:
-                with scope:
-                    if cancellable is None:
-                        stream = await self._chain(msg)
-                    else:
-                        with cancellable._scope(f"{msg.method} {msg.uri}"):
-                            stream = await self._chain(msg)
-            finally:
-                calls.discard(scope)
-            if scope.cancelled_caught:
-                raise RequestCancelled(f"{msg.method} {msg.uri}: the session was aborted")  # noqa: TRY301
+            if cancellable is None:
+                stream = await self._chain(msg)
+            else:
+                with cancellable._scope(f"{msg.method} {msg.uri}"):
+                    stream = await self._chain(msg)
         except BaseException as exc:
             if isinstance(exc, Error) and exc.message is None:
                 exc.message = msg

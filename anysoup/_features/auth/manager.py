@@ -256,7 +256,12 @@ class AuthManager(SessionFeature):
             # A scheme that takes no credentials (can_authenticate() False) is
             # not offered to the program, as in libsoup.
             if signal is not None and auth.can_authenticate():
-                await signal.emit_until_true(auth, previous is not None)
+                session = self.session
+                if session is None:
+                    await signal.emit_until_true(auth, previous is not None)
+                else:
+                    with session._abortable(msg):  # Session.abort() ends a slow handler
+                        await signal.emit_until_true(auth, previous is not None)
         if not auth.is_ready(msg):
             return None
         return auth

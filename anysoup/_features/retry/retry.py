@@ -183,7 +183,12 @@ class Retry(SessionFeature):
                 why = f"{msg.status} {msg.reason_phrase}".rstrip()
             retries += 1
             self._note(msg, f"retry {retries} of {self._total} in {delay:.2f} s after {why}")
-            await self._sleep(delay)
+            session = self.session
+            if session is None:
+                await self._sleep(delay)
+            else:
+                with session._abortable(msg):  # Session.abort() ends the wait too
+                    await self._sleep(delay)
             signal = active(msg, "restarted")
             if signal is not None:
                 await signal.emit()
