@@ -50,6 +50,11 @@ class SessionFeature:
     POSITION_CACHE_NETWORK: ClassVar[int] = 800
     POSITION_TESTING: ClassVar[int] = 900
 
+    #: Whether the feature may answer a message itself, waiting where the
+    #: pool can't see (a test router): ``Session.abort()`` must then reach
+    #: whole calls, which costs a cancel scope per call.
+    _answers_locally: ClassVar[bool] = False
+
     #: Where :meth:`handle` runs in the chain; None if the feature doesn't handle messages.
     chain_position: ClassVar[int | None] = None
     #: Where :meth:`handle_network` runs, for a feature that also needs a stage

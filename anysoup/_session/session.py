@@ -257,13 +257,20 @@ class Session(RequestHelpers, SessionProperties):
             scope.cancel()
         self._pool.abort()
 
+    async def _call(self, msg: Message, cancellable: Cancellable | None) -> InputStream:
+        if cancellable is None:
+            return await self._chain(msg)
+        with cancellable._scope(f"{msg.method} {msg.uri}"):
+            return await self._chain(msg)
+
     @contextmanager
     def _abortable(self, msg: Message) -> Iterator[None]:
         """A wait of a stage outside the pool that :meth:`abort` must end too.
 
-        For a Retry's backoff and the ``authenticate`` handlers: the pool's
-        own waits already end with ``abort()``. Only such waits pay for the
-        scope, not every request. Raises RequestCancelled when aborted.
+        For a Retry's backoff, the ``authenticate`` handlers, and whole calls
+        when a feature answers instead of the network: the pool's own waits
+        already end with ``abort()``. Only such waits pay for the scope, not
+        every request. Raises RequestCancelled when aborted.
         """
         with anyio.CancelScope() as scope:
             self._calls.add(scope)
@@ -473,11 +480,11 @@ class Session(RequestHelpers, SessionProperties):
             signal = active(self, "request_queued")
             if signal is not None:
                 await signal.emit(msg)
-            if cancellable is None:
-                stream = await self._chain(msg)
+            if self._abort_calls:
+                with self._abortable(msg):
+                    stream = await self._call(msg, cancellable)
             else:
-                with cancellable._scope(f"{msg.method} {msg.uri}"):
-                    stream = await self._chain(msg)
+                stream = await self._call(msg, cancellable)
         except BaseException as exc:
             if isinstance(exc, Error) and exc.message is None:
                 exc.message = msg
@@ -745,6 +752,9 @@ class Session(RequestHelpers, SessionProperties):
         # features never changes a running exchange.
         inner = build_chain(self._features, self._send_core)
         self._chain = partial(follow_redirects, inner)
+        # A stage that answers instead of the network (the testing router)
+        # waits where abort() can't see: then each call gets a scope of its own.
+        self._abort_calls = any(f._answers_locally for f in self._features)
 
     # -- libsoup aliases -----------------------------------------------------------
 

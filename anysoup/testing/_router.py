@@ -69,6 +69,7 @@ class MockRouter(SessionFeature):
     """
 
     network_position = SessionFeature.POSITION_TESTING
+    _answers_locally = True  # its answers may wait (side effects): abort() must reach them
 
     def __init__(
         self,
