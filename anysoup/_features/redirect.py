@@ -25,10 +25,9 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from yarl import URL
 
-from .._model.enums import NO_FLAGS, MessageFlags, TlsCertificateFlags
+from .._model.enums import NO_FLAGS, MessageFlags
 from .._model.exceptions import RedirectBadUri, RedirectNoLocation
-from .._model.headers import MessageHeaders
-from .._model.resends import check_resend
+from .._model.resends import check_resend, forget_response
 from .._model.signals import active
 
 if TYPE_CHECKING:
@@ -69,7 +68,6 @@ _HOST_RE = re.compile(r"[A-Za-z0-9\-._~]+|[0-9A-Fa-f:.]+(?:%25[A-Za-z0-9\-._~]+)
 _HTTP = frozenset({"http", "https"})
 #: A WebSocket handshake (ws, wss) may also be sent on to a ws or wss Location.
 _WEBSOCKET = frozenset({"http", "https", "ws", "wss"})
-_NO_TLS_ERRORS = TlsCertificateFlags.NO_FLAGS
 
 
 class Hop(NamedTuple):
@@ -221,22 +219,6 @@ def apply_hop(msg: Message, hop: Hop) -> None:
     msg.uri = new
 
 
-def _clear_response(msg: Message) -> None:
-    """Forget the previous hop's response, as libsoup does on ``restarted``.
-
-    Should the next hop fail before answering, the message shows no stale
-    status, headers, address or TLS details of another server.
-    """
-    msg.status = 0
-    msg.reason_phrase = ""
-    msg.response_headers = MessageHeaders()
-    msg.remote_address = None
-    msg.tls_peer_certificate = None
-    msg.tls_peer_certificate_errors = _NO_TLS_ERRORS
-    msg.tls_protocol_version = None
-    msg.tls_ciphersuite_name = None
-
-
 # -- the stage -------------------------------------------------------------------
 
 
@@ -277,7 +259,7 @@ async def _follow(call_next: CallNext, msg: Message, stream: InputStream) -> Inp
         signal = active(msg, "restarted")
         if signal is not None:
             await signal.emit()  # handlers see the new request and the 3xx that caused it
-        _clear_response(msg)
+        forget_response(msg)
         stream = await call_next(msg)
         if msg.status not in REDIRECT_STATUSES:
             return stream

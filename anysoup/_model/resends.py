@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .enums import TlsCertificateFlags
 from .exceptions import TooManyRedirects, TooManyRestarts
+from .headers import MessageHeaders
 
 if TYPE_CHECKING:
     from .message import Message
 
-__all__ = ["MAX_RESENDS", "check_resend"]
+__all__ = ["MAX_RESENDS", "check_resend", "forget_response"]
 
 #: Re-sends per message, all reasons together (libsoup's limit, DESIGN §3).
 MAX_RESENDS = 20
@@ -23,3 +25,19 @@ def check_resend(msg: Message) -> None:
         if 300 <= msg.status < 400:
             raise TooManyRedirects(text, message=msg)
         raise TooManyRestarts(text, message=msg)
+
+
+def forget_response(msg: Message) -> None:
+    """Forget the answer before ``msg`` is sent again, as libsoup does on ``restarted``.
+
+    Should the next hop fail before answering, the message shows no stale
+    status, headers, address or TLS details of another server.
+    """
+    msg.status = 0
+    msg.reason_phrase = ""
+    msg.response_headers = MessageHeaders()
+    msg.remote_address = None
+    msg.tls_peer_certificate = None
+    msg.tls_peer_certificate_errors = TlsCertificateFlags.NO_FLAGS
+    msg.tls_protocol_version = None
+    msg.tls_ciphersuite_name = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Generator, Hashable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -51,6 +51,9 @@ if TYPE_CHECKING:
     from .websocket_connect import WebsocketConnectContext
 
 __all__ = ["DEFAULT", "SendContext", "Session"]
+
+#: What a call runs in when abort() needs no scope of its own for it.
+_NO_SCOPE = nullcontext()
 
 #: Connect plans remembered per (scheme, host, port); each is cheap to remake.
 _PLAN_CACHE_SIZE = 1024
@@ -256,12 +259,6 @@ class Session(RequestHelpers, SessionProperties):
         for scope in tuple(self._calls):
             scope.cancel()
         self._pool.abort()
-
-    async def _call(self, msg: Message, cancellable: Cancellable | None) -> InputStream:
-        if cancellable is None:
-            return await self._chain(msg)
-        with cancellable._scope(f"{msg.method} {msg.uri}"):
-            return await self._chain(msg)
 
     @contextmanager
     def _abortable(self, msg: Message) -> Iterator[None]:
@@ -480,11 +477,12 @@ class Session(RequestHelpers, SessionProperties):
             signal = active(self, "request_queued")
             if signal is not None:
                 await signal.emit(msg)
-            if self._abort_calls:
-                with self._abortable(msg):
-                    stream = await self._call(msg, cancellable)
-            else:
-                stream = await self._call(msg, cancellable)
+            with self._abortable(msg) if self._abort_calls else _NO_SCOPE:
+                if cancellable is None:
+                    stream = await self._chain(msg)
+                else:
+                    with cancellable._scope(f"{msg.method} {msg.uri}"):
+                        stream = await self._chain(msg)
         except BaseException as exc:
             if isinstance(exc, Error) and exc.message is None:
                 exc.message = msg

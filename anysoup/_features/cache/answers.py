@@ -18,13 +18,12 @@ import anyio
 from ..._model.body import InputStream
 from ..._model.enums import CacheResult, HTTPVersion
 from ..._model.headers import MessageHeaders
-from ..._model.signals import active
 from . import freshness_policy as freshness
 from . import rules_policy as rules
 from .dictionaries import DICTIONARY_ID
 from .dictionary_policy import parse_use_as_dictionary
 from .entry_policy import StoredResponse
-from .serving import StoredBody, Tee, empty_body
+from .serving import StoredBody, Tee, emit, empty_body
 from .vary_policy import vary_key
 
 if TYPE_CHECKING:
@@ -125,7 +124,7 @@ async def serve(
     stream = InputStream(StoredBody(msg, reader))
     try:
         if not started:
-            await _emit(msg, "starting")
+            await emit(msg, "starting")
         metrics = msg.metrics
         if metrics is not None:
             metrics.request_start = metrics.response_start = time.monotonic()
@@ -140,7 +139,7 @@ async def serve(
             headers.append(name, value)
         msg.response_headers = headers
         msg.cache_result = result
-        await _emit(msg, "got_headers")
+        await emit(msg, "got_headers")
     except BaseException:
         stream._discard()
         if reader is not None:
@@ -153,16 +152,10 @@ async def serve(
 async def gateway_timeout(msg: Message) -> InputStream:
     """``only-if-cached`` and nothing stored fits: 504 (RFC 9111 §5.2.1.7)."""
     stream = InputStream(empty_body(msg))
-    await _emit(msg, "starting")
+    await emit(msg, "starting")
     msg.status = 504
     msg.reason_phrase = "Gateway Timeout"
     msg.response_headers = MessageHeaders([("Content-Length", "0")])
     msg.cache_result = CacheResult.MISS
-    await _emit(msg, "got_headers")
+    await emit(msg, "got_headers")
     return stream
-
-
-async def _emit(msg: Message, name: str, *args: object) -> None:
-    signal = active(msg, name)
-    if signal is not None:
-        await signal.emit(*args)

@@ -41,14 +41,15 @@ if TYPE_CHECKING:
     from .entry_policy import StoredResponse
     from .storage import BodyReader, EntryWriter
 
-__all__ = ["StoredBody", "Tee", "empty_body"]
+__all__ = ["StoredBody", "Tee", "emit", "empty_body"]
 
 _log = logging.getLogger("anysoup.cache")
 #: How long closing a teed body may spend draining it through the tee.
 DRAIN_SECONDS = 0.5
 
 
-async def _emit(msg: Message, name: str, *args: object) -> None:
+async def emit(msg: Message, name: str, *args: object) -> None:
+    """Emit signal ``name`` of ``msg`` if it has handlers (as the core's ``emit``)."""
     signal = active(msg, name)
     if signal is not None:
         await signal.emit(*args)
@@ -179,8 +180,8 @@ class StoredBody:
             await reader.aclose()
         msg = self._msg
         if self._ended:
-            await _emit(msg, "got_body")
-        await _emit(msg, "finished")
+            await emit(msg, "got_body")
+        await emit(msg, "finished")
 
     def discard(self) -> None:
         reader, self._reader = self._reader, None

@@ -40,11 +40,10 @@ import anyio
 from ..._model.arguments import seconds
 from ..._model.exceptions import Error
 from ..._model.public import public
-from ..._model.resends import check_resend
+from ..._model.resends import check_resend, forget_response
 from ..._model.signals import active
 from ..feature import SessionFeature
 from ..logger.logger import Logger
-from ..redirect import _clear_response
 from .retry_policy import (
     DEFAULT_STATUSES,
     check_methods,
@@ -192,7 +191,7 @@ class Retry(SessionFeature):
             signal = active(msg, "restarted")
             if signal is not None:
                 await signal.emit()
-            _clear_response(msg)
+            forget_response(msg)
             msg._reload = True  # a stored answer (a cached 503) would only come back
 
     def _after_error(self, msg: Message, exc: Error, retries: int) -> float | None:
